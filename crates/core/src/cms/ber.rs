@@ -1,0 +1,1 @@
+//! Streaming BER reader.

@@ -1,0 +1,49 @@
+//! Recipient identifiers and matching them against the key ring.
+
+use std::fmt;
+
+/// How a RecipientInfo names the certificate whose key can open it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecipientId {
+    /// issuerAndSerialNumber: the DER of the issuer Name and the serial number (big-endian,
+    /// leading zero bytes removed so that encodings compare equal).
+    IssuerSerial { issuer_der: Vec<u8>, serial: Vec<u8> },
+    /// subjectKeyIdentifier (or rKeyId in key agreement).
+    SubjectKeyId(Vec<u8>),
+}
+
+/// Strips leading zero bytes so that `00 9f` and `9f` compare equal (a positive INTEGER may carry
+/// a sign byte).
+pub fn normalize_serial(bytes: &[u8]) -> Vec<u8> {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes[start..].to_vec()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+impl RecipientId {
+    /// The issuer as RFC 4514 text, when it parses.
+    pub fn issuer_text(&self) -> Option<String> {
+        use der::Decode;
+        match self {
+            RecipientId::IssuerSerial { issuer_der, .. } => x509_cert::name::Name::from_der(issuer_der)
+                .ok()
+                .map(|n| n.to_string()),
+            RecipientId::SubjectKeyId(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for RecipientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecipientId::IssuerSerial { serial, .. } => {
+                let issuer = self.issuer_text().unwrap_or_else(|| "<unparsable issuer>".into());
+                write!(f, "issuer \"{issuer}\", serial 0x{}", hex(serial))
+            }
+            RecipientId::SubjectKeyId(ski) => write!(f, "subjectKeyIdentifier {}", hex(ski)),
+        }
+    }
+}

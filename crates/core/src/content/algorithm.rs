@@ -1,0 +1,2 @@
+//! Content cipher selection.
+pub struct ContentCipher;

@@ -1,0 +1,1 @@
+//! ECDH key agreement.
