@@ -1,0 +1,225 @@
+//! Crash-safe file output. Every output file is written under a temporary name in its
+//! destination folder, fsynced, renamed over the final name and the folder fsynced, so a crash
+//! leaves either the old state or the complete new file, never a torn one. Files are created
+//! 0600 and folders 0700 on unix because the output is decrypted mail.
+//!
+//! The CLI uses the same helpers for its journal.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// Prefix of every temporary file this crate creates; readers skip such files.
+pub const TEMP_PREFIX: &str = ".unseal-tmp-";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Creates `path` and its missing parents with mode 0700 (unix).
+pub fn create_dir_all_private(path: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+}
+
+/// Opens a new file for writing with mode 0600 (unix). `create_new` refuses to follow or reuse
+/// anything already at `path`.
+pub fn create_private(path: &Path, create_new: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).read(true);
+    if create_new {
+        o.create_new(true);
+    } else {
+        o.create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// Fsyncs a directory so that a rename or create inside it survives a crash. On platforms
+/// where directories cannot be opened this is a no-op.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// The folder a path lives in ("." for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A file being written under a temporary name next to its destination.
+/// Dropping it without [`AtomicFile::commit`] removes the temporary file.
+pub struct AtomicFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest`; its folder must exist.
+    pub fn create(dest: &Path) -> io::Result<AtomicFile> {
+        let dir = parent_dir(dest);
+        // pid + process-wide counter makes names unique between threads and concurrent
+        // processes; create_new makes a collision an error instead of a shared file.
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp = dir.join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
+            match create_private(&tmp, true) {
+                Ok(file) => {
+                    return Ok(AtomicFile {
+                        file: Some(file),
+                        tmp,
+                        dest: dest.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The open temporary file, for writing.
+    pub fn file(&mut self) -> io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("atomic file already committed"))
+    }
+
+    /// Sets the modification time the final file will have.
+    pub fn set_modified(&mut self, t: SystemTime) -> io::Result<()> {
+        self.file()?.set_modified(t)
+    }
+
+    /// Fsyncs, renames over the destination and fsyncs the folder.
+    pub fn commit(mut self) -> io::Result<()> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("atomic file already committed"))?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.tmp, &self.dest)?;
+        // The rename succeeded: nothing left to clean up even if the dir fsync fails.
+        self.tmp = PathBuf::new();
+        fsync_dir(parent_dir(&self.dest))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file()?.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file()?.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `data` to `dest` atomically (temp file, fsync, rename, dir fsync), optionally with a
+/// modification time.
+pub fn write_atomic(dest: &Path, data: &[u8], mtime: Option<SystemTime>) -> io::Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(data)?;
+    if let Some(t) = mtime {
+        f.set_modified(t)?;
+    }
+    f.commit()
+}
+
+/// Renames `from` to `to` and fsyncs the destination folder (and the source folder if it is a
+/// different one).
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    let (a, b) = (parent_dir(from), parent_dir(to));
+    fsync_dir(b)?;
+    if a != b {
+        fsync_dir(a)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.eml");
+        fs::write(&p, b"old").unwrap();
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        write_atomic(&p, b"new", Some(t)).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::metadata(&p).unwrap().modified().unwrap(), t);
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Replaced file gets the temp file's 0600, not the old file's mode.
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn dropped_atomic_file_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x");
+        {
+            let mut f = AtomicFile::create(&p).unwrap();
+            f.write_all(b"partial").unwrap();
+        }
+        assert!(!p.exists());
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dirs_are_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a/b");
+        create_dir_all_private(&p).unwrap();
+        for q in [d.path().join("a"), p] {
+            assert_eq!(
+                fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+    }
+}

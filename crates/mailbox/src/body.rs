@@ -1,0 +1,83 @@
+//! Item bytes: either a range of a shared memory map (mbox messages, large files — no copy)
+//! or an owned buffer (un-quoted mbox messages, decoded .p7m, small files).
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::Error;
+
+/// Files at most this big are read into memory instead of mapped: a map costs a syscall pair
+/// and a page-table setup that is not worth it for small messages.
+const MAP_THRESHOLD: u64 = 256 * 1024;
+
+#[derive(Debug)]
+pub enum Body {
+    Owned(Vec<u8>),
+    Mapped(Arc<Mmap>, Range<usize>),
+}
+
+impl Body {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Owned(v) => v,
+            // A bad range yields empty bytes rather than a panic; ranges are built by this
+            // crate from the map's own length, so this does not happen in practice.
+            Body::Mapped(m, r) => m.get(r.clone()).unwrap_or(&[]),
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Body::Owned(v) => v,
+            Body::Mapped(..) => self.bytes().to_vec(),
+        }
+    }
+}
+
+/// Maps a whole file read-only.
+pub(crate) fn map_file(path: &Path, file: &File) -> Result<Option<Arc<Mmap>>, Error> {
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io_path(path, "stat", e))?
+        .len();
+    if len == 0 {
+        // Mapping an empty file fails on some platforms; there is nothing to map anyway.
+        return Ok(None);
+    }
+    // SAFETY: the map is read-only and unseal's contract is that inputs are not modified while
+    // it runs (they are the originals being preserved). A concurrent truncation by another
+    // program could still fault, which is the documented limitation of mapping files.
+    let map = unsafe { Mmap::map(file) }.map_err(|e| Error::io_path(path, "memory-map", e))?;
+    Ok(Some(Arc::new(map)))
+}
+
+/// Loads a file as a body: mapped when large, read when small.
+pub(crate) fn load_file(path: &Path) -> Result<Body, Error> {
+    let file = File::open(path).map_err(|e| Error::io_path(path, "open", e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io_path(path, "stat", e))?
+        .len();
+    if len <= MAP_THRESHOLD {
+        let mut v = Vec::new();
+        use std::io::Read;
+        // take() bounds the read by the size we saw, so a file growing under us cannot make
+        // this allocate without limit.
+        (&file)
+            .take(MAP_THRESHOLD)
+            .read_to_end(&mut v)
+            .map_err(|e| Error::io_path(path, "read", e))?;
+        return Ok(Body::Owned(v));
+    }
+    match map_file(path, &file)? {
+        Some(m) => {
+            let n = m.len();
+            Ok(Body::Mapped(m, 0..n))
+        }
+        None => Ok(Body::Owned(Vec::new())),
+    }
+}

@@ -1,0 +1,243 @@
+//! unseal-mailbox: reads mail containers item by item and writes them back in the same shape.
+//! No cryptography lives here: a [`Source`] yields [`Item`]s (bytes plus the [`Meta`] needed to
+//! put them back), the CLI decrypts the bytes, and a [`Sink`] writes the results under an output
+//! root, never touching the input. See docs/formats.md for every format's rules.
+
+pub mod atomic;
+mod body;
+pub mod detect;
+pub mod error;
+pub mod maildir;
+pub mod mbox;
+pub mod single;
+pub mod tree;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub use body::Body;
+pub use detect::detect;
+pub use error::Error;
+pub use maildir::{MaildirMeta, MaildirSub};
+pub use mbox::{Eol, MboxMeta, MboxVariant};
+
+/// Container formats this crate can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Any mbox variant (mboxo, mboxrd, mboxcl, mboxcl2; LF or CRLF), detected per file.
+    Mbox,
+    /// Maildir or Maildir++ (a folder with cur/ and new/, subfolders `.Name`).
+    Maildir,
+    /// A folder of .eml files at any depth; other files are copied unchanged.
+    EmlTree,
+    /// One RFC 5322 message file.
+    Eml,
+    /// One CMS blob (DER, BER, PEM or bare base64).
+    P7m,
+    /// Outlook .msg (compound file).
+    Msg,
+    /// Outlook .pst / .ost.
+    Pst,
+}
+
+/// What an item's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    /// An RFC 5322 message: decrypt the S/MIME parts inside it.
+    Message,
+    /// A raw CMS ContentInfo (DER/BER): decrypt it and write the content.
+    Cms,
+    /// Not mail (a stray file in a tree, maildir bookkeeping, bytes before the first mbox
+    /// message): copy unchanged.
+    Passthrough,
+}
+
+/// Where an item came from, in enough detail for a [`Sink`] to put it back the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A message in an mbox file.
+    Mbox(MboxMeta),
+    /// Bytes of an mbox file before its first From_ line (a byte-order mark, junk).
+    MboxPreamble,
+    /// A file in a Maildir.
+    Maildir(MaildirMeta),
+    /// A file in an EML tree, relative to the tree root.
+    Tree { rel_path: PathBuf },
+    /// A single-file input (.eml, .p7m, .msg): the input file name.
+    File { name: PathBuf },
+    /// A message from a PST: its folder path (top of the store excluded) and node id.
+    Pst {
+        folder_path: Vec<String>,
+        node_id: u32,
+    },
+}
+
+/// What a sink needs to write an item back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub location: Location,
+    /// Modification time of the input file, restored on the output file where one exists.
+    pub mtime: Option<SystemTime>,
+}
+
+/// One unit of work: a message, a CMS blob, or a file to copy.
+#[derive(Debug)]
+pub struct Item {
+    /// Stable id relative to the input: "17" (mbox index), "cur/123.host:2,S", "sub/a.eml".
+    pub id: String,
+    pub kind: ItemKind,
+    pub meta: Meta,
+    body: Body,
+}
+
+impl Item {
+    pub fn new(id: String, kind: ItemKind, meta: Meta, body: Body) -> Item {
+        Item {
+            id,
+            kind,
+            meta,
+            body,
+        }
+    }
+
+    /// The item's bytes (for mbox: already un-quoted).
+    pub fn bytes(&self) -> &[u8] {
+        self.body.bytes()
+    }
+
+    /// Gives up the bytes, copying only if they are memory-mapped.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.body.into_vec()
+    }
+}
+
+/// A stream of items in input order. Errors about one item do not end the stream unless the
+/// container itself became unreadable (then iteration stops after that error).
+pub trait Source: Iterator<Item = Result<Item, Error>> + Send {}
+impl<T: Iterator<Item = Result<Item, Error>> + Send> Source for T {}
+
+/// Opens `path` as `format`.
+pub fn open(path: &Path, format: Format) -> Result<Box<dyn Source>, Error> {
+    match format {
+        Format::Mbox => Ok(Box::new(mbox::MboxReader::open(path, None)?)),
+        Format::Maildir => Ok(Box::new(maildir::MaildirReader::open(path)?)),
+        Format::EmlTree => Ok(Box::new(tree::TreeReader::open(path)?)),
+        Format::Eml | Format::P7m => Ok(Box::new(single::open(path, format)?)),
+        Format::Msg | Format::Pst => Err(Error::unsupported(
+            path.display(),
+            format!("{format:?} reading is not built into this version"),
+        )),
+    }
+}
+
+/// Output shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutFormat {
+    /// One mbox file, same variant and line endings as the input items.
+    Mbox,
+    /// A Maildir(++) tree; PST folders become `.Folder.Sub`.
+    Maildir,
+    /// A folder tree of files at the items' relative paths.
+    EmlTree,
+    /// One file for a single-file input (.eml, .p7m content, .msg as .eml).
+    File,
+}
+
+impl OutFormat {
+    /// The output shape that mirrors an input format.
+    pub fn for_input(f: Format) -> OutFormat {
+        match f {
+            Format::Mbox => OutFormat::Mbox,
+            Format::Maildir | Format::Pst => OutFormat::Maildir,
+            Format::EmlTree => OutFormat::EmlTree,
+            Format::Eml | Format::P7m | Format::Msg => OutFormat::File,
+        }
+    }
+}
+
+/// Receives items' final bytes in input order and writes them under the output root.
+pub trait Sink: Send {
+    /// Writes one item. `meta` is the item's [`Meta`] from the source.
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error>;
+
+    /// Whether this item's output already exists (per-file sinks; lets a resumed run skip it).
+    fn already_written(&self, _meta: &Meta) -> bool {
+        false
+    }
+
+    /// Bytes written so far (mbox) — record it in the journal after [`Sink::sync`].
+    fn position(&self) -> u64 {
+        0
+    }
+
+    /// Makes everything written so far durable.
+    fn sync(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Continues an interrupted run: drops output after `position` (a value [`Sink::position`]
+    /// returned after a [`Sink::sync`]). Must be called before the first write.
+    fn resume(&mut self, _position: u64) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Where the output goes (final name).
+    fn output(&self) -> &Path;
+
+    /// Completes the output (mbox: renames the partial file to its final name).
+    fn finish(self: Box<Self>) -> Result<PathBuf, Error>;
+}
+
+/// Creates the sink for `input` under `out_root`: `out_root/B` where B is the input's base
+/// name (single files: see [`single::output_name`]). Refuses an output that is, or lies inside,
+/// the input.
+pub fn create_sink(
+    format: OutFormat,
+    input: &Path,
+    out_root: &Path,
+) -> Result<Box<dyn Sink>, Error> {
+    let name = input
+        .file_name()
+        .ok_or_else(|| Error::unsupported(input.display(), "input has no file name"))?;
+    atomic::create_dir_all_private(out_root)
+        .map_err(|e| Error::io_path(out_root, "create output folder", e))?;
+    let target = match format {
+        OutFormat::File => out_root.join(single::output_name(Path::new(name))),
+        _ => out_root.join(name),
+    };
+    guard_not_inside(input, out_root, &target)?;
+    match format {
+        OutFormat::Mbox => Ok(Box::new(mbox::MboxSink::create(&target)?)),
+        OutFormat::Maildir => Ok(Box::new(maildir::MaildirSink::create(&target)?)),
+        OutFormat::EmlTree => Ok(Box::new(tree::TreeSink::create(&target)?)),
+        OutFormat::File => Ok(Box::new(single::FileSink::new(&target))),
+    }
+}
+
+/// Originals are never touched: the output must not be the input or inside it, and the input
+/// must not be inside the output folder we are about to fill.
+fn guard_not_inside(input: &Path, out_root: &Path, target: &Path) -> Result<(), Error> {
+    let inp = input
+        .canonicalize()
+        .map_err(|e| Error::io_path(input, "resolve input path", e))?;
+    let root = out_root
+        .canonicalize()
+        .map_err(|e| Error::io_path(out_root, "resolve output path", e))?;
+    let tgt = match target.file_name() {
+        Some(n) => root.join(n),
+        None => root.clone(),
+    };
+    if tgt == inp || root.starts_with(&inp) || inp.starts_with(&tgt) {
+        return Err(Error::unsupported(
+            target.display(),
+            format!("output would overlap the input {}", input.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Modification time of a file, if the platform has one.
+pub(crate) fn mtime_of(md: &std::fs::Metadata) -> Option<SystemTime> {
+    md.modified().ok()
+}
+pub mod msg;

@@ -1,0 +1,493 @@
+//! Maildir and Maildir++ (Courier/Dovecot): a folder with `cur/`, `new/`, `tmp/`; subfolders are
+//! sibling folders named `.Name` or `.Name.Sub` at the top level. Messages keep their file
+//! names (the unique part and the `:2,FLAGS` info) and modification times. Files in `tmp/` are
+//! deliveries in progress and are ignored; names starting with "." in cur/new are ignored as the
+//! Maildir spec says. Other plain files at a folder's top (dovecot-uidlist, maildirfolder,
+//! subscriptions, keyword lists) are copied unchanged so UIDs and keywords survive; Dovecot's
+//! `dovecot.index*` caches are skipped because they describe the encrypted originals and are
+//! rebuilt by Dovecot.
+//!
+//! Hand-written because the format is only a directory convention; the maildir crates available
+//! deliver into a maildir rather than enumerating one read-only in a stable order.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::atomic;
+use crate::body::load_file;
+use crate::{Error, Item, ItemKind, Location, Meta, Sink};
+
+/// `cur` or `new`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MaildirSub {
+    Cur,
+    New,
+}
+
+impl MaildirSub {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaildirSub::Cur => "cur",
+            MaildirSub::New => "new",
+        }
+    }
+}
+
+/// A file's place in a Maildir.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaildirMeta {
+    /// "" for the top folder, ".Name" / ".Name.Sub" for Maildir++ subfolders.
+    pub folder: String,
+    /// `Some` for messages, `None` for a bookkeeping file at the folder's top.
+    pub sub: Option<MaildirSub>,
+    /// File name, kept exactly (with `:2,FLAGS`).
+    pub name: String,
+}
+
+impl MaildirMeta {
+    /// Path relative to the maildir root.
+    pub fn rel_path(&self) -> PathBuf {
+        let mut p = PathBuf::new();
+        if !self.folder.is_empty() {
+            p.push(&self.folder);
+        }
+        if let Some(s) = self.sub {
+            p.push(s.as_str());
+        }
+        p.push(&self.name);
+        p
+    }
+
+    /// The flags after `:2,` (e.g. "RS"), empty if none.
+    pub fn flags(&self) -> &str {
+        match self.name.rsplit_once(":2,") {
+            Some((_, f)) => f,
+            None => "",
+        }
+    }
+
+    /// A path-safe id: "cur/123.host:2,S", ".Sub/new/456.host".
+    pub fn id(&self) -> String {
+        let mut s = String::new();
+        if !self.folder.is_empty() {
+            s.push_str(&self.folder);
+            s.push('/');
+        }
+        if let Some(sub) = self.sub {
+            s.push_str(sub.as_str());
+            s.push('/');
+        }
+        s.push_str(&self.name);
+        s
+    }
+}
+
+/// Whether `dir` looks like a maildir folder (has cur/ and new/).
+pub fn is_maildir(dir: &Path) -> bool {
+    dir.join("cur").is_dir() && dir.join("new").is_dir()
+}
+
+/// Whether a name is safe as one path component we create (no separators, not "." / "..").
+pub(crate) fn safe_component(name: &str) -> bool {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || (cfg!(windows) && name.contains('\\'));
+    !bad
+}
+
+/// Lists a maildir read-only in a stable order: folder "" first, then subfolders sorted by
+/// name; in each folder its bookkeeping files, then cur/, then new/, each sorted by name.
+pub struct MaildirReader {
+    root: PathBuf,
+    entries: std::vec::IntoIter<Result<MaildirMeta, Error>>,
+}
+
+fn sorted_names(dir: &Path) -> Result<Vec<(String, fs::FileType)>, Error> {
+    let rd = fs::read_dir(dir).map_err(|e| Error::io_path(dir, "list folder", e))?;
+    let mut v = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| Error::io_path(dir, "list folder", e))?;
+        let ft = e
+            .file_type()
+            .map_err(|er| Error::io_path(&e.path(), "stat", er))?;
+        match e.file_name().into_string() {
+            Ok(n) => v.push((n, ft)),
+            // Maildir names are ASCII by construction; a non-UTF-8 name is reported, not lost
+            // silently.
+            Err(raw) => v.push((raw.to_string_lossy().into_owned(), ft)),
+        }
+    }
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
+impl MaildirReader {
+    pub fn open(root: &Path) -> Result<MaildirReader, Error> {
+        if !is_maildir(root) {
+            return Err(Error::format(
+                root.display(),
+                "not a maildir (no cur/ and new/)",
+            ));
+        }
+        let mut folders = vec![String::new()];
+        for (name, ft) in sorted_names(root)? {
+            if ft.is_dir()
+                && name.starts_with('.')
+                && name != "."
+                && name != ".."
+                && is_maildir(&root.join(&name))
+            {
+                folders.push(name);
+            }
+        }
+        let mut entries = Vec::new();
+        for folder in folders {
+            let fdir = if folder.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(&folder)
+            };
+            match sorted_names(&fdir) {
+                Ok(names) => {
+                    for (name, ft) in names {
+                        if ft.is_file()
+                            && !name.starts_with("dovecot.index")
+                            && !name.starts_with(atomic::TEMP_PREFIX)
+                        {
+                            entries.push(Ok(MaildirMeta {
+                                folder: folder.clone(),
+                                sub: None,
+                                name,
+                            }));
+                        }
+                    }
+                }
+                Err(e) => entries.push(Err(e)),
+            }
+            for sub in [MaildirSub::Cur, MaildirSub::New] {
+                let sdir = fdir.join(sub.as_str());
+                match sorted_names(&sdir) {
+                    Ok(names) => {
+                        for (name, ft) in names {
+                            if name.starts_with('.') {
+                                continue;
+                            }
+                            if !ft.is_file() {
+                                entries.push(Err(Error::format(
+                                    sdir.join(&name).display(),
+                                    "not a regular file; skipped",
+                                )));
+                                continue;
+                            }
+                            entries.push(Ok(MaildirMeta {
+                                folder: folder.clone(),
+                                sub: Some(sub),
+                                name,
+                            }));
+                        }
+                    }
+                    Err(e) => entries.push(Err(e)),
+                }
+            }
+        }
+        Ok(MaildirReader {
+            root: root.to_path_buf(),
+            entries: entries.into_iter(),
+        })
+    }
+}
+
+impl Iterator for MaildirReader {
+    type Item = Result<Item, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let m = match self.entries.next()? {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        };
+        let path = self.root.join(m.rel_path());
+        let mtime = fs::symlink_metadata(&path)
+            .ok()
+            .and_then(|md| md.modified().ok());
+        let kind = if m.sub.is_some() {
+            ItemKind::Message
+        } else {
+            ItemKind::Passthrough
+        };
+        Some(load_file(&path).map(|body| {
+            Item::new(
+                m.id(),
+                kind,
+                Meta {
+                    location: Location::Maildir(m),
+                    mtime,
+                },
+                body,
+            )
+        }))
+    }
+}
+
+/// Writes a Maildir(++) tree, one file at a time, atomically.
+pub struct MaildirSink {
+    root: PathBuf,
+    made: HashSet<String>,
+}
+
+impl MaildirSink {
+    pub fn create(root: &Path) -> Result<MaildirSink, Error> {
+        let mut s = MaildirSink {
+            root: root.to_path_buf(),
+            made: HashSet::new(),
+        };
+        s.ensure_folder("")?;
+        Ok(s)
+    }
+
+    /// Creates folder `folder` ("" or ".A.B") with cur/new/tmp, once.
+    fn ensure_folder(&mut self, folder: &str) -> Result<PathBuf, Error> {
+        let dir = if folder.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(folder)
+        };
+        if self.made.insert(folder.to_string()) {
+            for sub in ["cur", "new", "tmp"] {
+                let p = dir.join(sub);
+                atomic::create_dir_all_private(&p)
+                    .map_err(|e| Error::io_path(&p, "create folder", e))?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Where an item goes, or an error for metadata this sink cannot place.
+    fn target(&self, meta: &Meta) -> Result<(String, Option<MaildirSub>, String), Error> {
+        match &meta.location {
+            Location::Maildir(m) => {
+                let folder_ok =
+                    m.folder.is_empty() || (m.folder.starts_with('.') && safe_component(&m.folder));
+                if !folder_ok || !safe_component(&m.name) {
+                    return Err(Error::format(m.id(), "unsafe maildir path"));
+                }
+                Ok((m.folder.clone(), m.sub, m.name.clone()))
+            }
+            Location::Pst {
+                folder_path,
+                node_id,
+            } => {
+                let folder = pst_folder_name(folder_path);
+                let secs = meta
+                    .mtime
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                // Unique and stable across runs: time + node id; seen flag set because PST
+                // items are archived mail.
+                Ok((
+                    folder,
+                    Some(MaildirSub::Cur),
+                    format!("{secs}.N{node_id}.unseal:2,S"),
+                ))
+            }
+            other => Err(Error::unsupported(
+                format!("{other:?}"),
+                "cannot be written into a maildir",
+            )),
+        }
+    }
+}
+
+/// Maildir++ folder name for a PST folder path: ".A.B"; dots and slashes inside a name become
+/// "_" because "." is the hierarchy separator.
+pub fn pst_folder_name(path: &[String]) -> String {
+    let mut s = String::new();
+    for part in path {
+        s.push('.');
+        s.extend(part.chars().map(|c| {
+            if c == '.' || c == '/' || c == '\\' || c == '\0' {
+                '_'
+            } else {
+                c
+            }
+        }));
+    }
+    s
+}
+
+impl Sink for MaildirSink {
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        let (folder, sub, name) = self.target(meta)?;
+        let mut dir = self.ensure_folder(&folder)?;
+        if let Some(s) = sub {
+            dir.push(s.as_str());
+        }
+        let dest = dir.join(&name);
+        atomic::write_atomic(&dest, body, meta.mtime).map_err(|e| Error::io_path(&dest, "write", e))
+    }
+
+    fn already_written(&self, meta: &Meta) -> bool {
+        match self.target(meta) {
+            Ok((folder, sub, name)) => {
+                let mut p = if folder.is_empty() {
+                    self.root.clone()
+                } else {
+                    self.root.join(folder)
+                };
+                if let Some(s) = sub {
+                    p.push(s.as_str());
+                }
+                p.join(name).exists()
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn output(&self) -> &Path {
+        &self.root
+    }
+
+    fn finish(self: Box<Self>) -> Result<PathBuf, Error> {
+        atomic::fsync_dir(&self.root).map_err(|e| Error::io_path(&self.root, "fsync", e))?;
+        Ok(self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk(root: &Path, rel: &str, data: &[u8], secs: u64) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, data).unwrap();
+        let f = fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn round_trip_keeps_names_flags_folders_and_mtimes() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("Mail");
+        for s in [
+            "cur",
+            "new",
+            "tmp",
+            ".Work/cur",
+            ".Work/new",
+            ".Work.Old/cur",
+            ".Work.Old/new",
+        ] {
+            fs::create_dir_all(src.join(s)).unwrap();
+        }
+        mk(
+            &src,
+            "cur/1600000000.M1P2.host,S=5:2,RS",
+            b"a: b\n\nx",
+            1_600_000_000,
+        );
+        mk(&src, "new/1600000001.M2P2.host", b"new one", 1_600_000_001);
+        mk(&src, "tmp/in-progress", b"ignored", 1);
+        mk(&src, "cur/.hidden", b"ignored", 1);
+        mk(&src, "dovecot-uidlist", b"3 V1 N3\n", 5);
+        mk(&src, "dovecot.index.cache", b"derived", 5);
+        mk(&src, ".Work/maildirfolder", b"", 7);
+        mk(&src, ".Work/cur/1.a:2,", b"work", 1_500_000_000);
+        mk(&src, ".Work.Old/cur/2.b:2,FS", b"old", 1_400_000_000);
+        fs::create_dir_all(src.join("notafolder")).unwrap();
+
+        let items: Vec<Item> = MaildirReader::open(&src)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "dovecot-uidlist",
+                "cur/1600000000.M1P2.host,S=5:2,RS",
+                "new/1600000001.M2P2.host",
+                ".Work/maildirfolder",
+                ".Work/cur/1.a:2,",
+                ".Work.Old/cur/2.b:2,FS",
+            ]
+        );
+        assert_eq!(items[0].kind, ItemKind::Passthrough);
+        assert_eq!(items[1].kind, ItemKind::Message);
+        let Location::Maildir(m) = &items[1].meta.location else {
+            panic!()
+        };
+        assert_eq!(m.flags(), "RS");
+        let Location::Maildir(m) = &items[5].meta.location else {
+            panic!()
+        };
+        assert_eq!(m.flags(), "FS");
+
+        let out = d.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        let mut sink = crate::create_sink(crate::OutFormat::Maildir, &src, &out).unwrap();
+        for it in &items {
+            assert!(!sink.already_written(&it.meta));
+            sink.write(&it.meta, it.bytes()).unwrap();
+            assert!(sink.already_written(&it.meta));
+        }
+        let root = sink.finish().unwrap();
+        assert_eq!(root, out.join("Mail"));
+        let again: Vec<Item> = MaildirReader::open(&root)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(again.len(), items.len());
+        for (a, b) in items.iter().zip(&again) {
+            assert_eq!(a.id, b.id);
+            assert_eq!(a.bytes(), b.bytes());
+            assert_eq!(a.meta, b.meta);
+        }
+        assert!(root.join("tmp").is_dir() && root.join(".Work.Old/tmp").is_dir());
+        assert!(!root.join("dovecot.index.cache").exists());
+    }
+
+    #[test]
+    fn pst_items_get_maildirpp_folders() {
+        assert_eq!(
+            pst_folder_name(&["Inbox".into(), "a.b/c".into()]),
+            ".Inbox.a_b_c"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let mut s = MaildirSink::create(&d.path().join("x")).unwrap();
+        let meta = Meta {
+            location: Location::Pst {
+                folder_path: vec!["Inbox".into(), "Sub".into()],
+                node_id: 2097252,
+            },
+            mtime: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000)),
+        };
+        s.write(&meta, b"m").unwrap();
+        assert_eq!(
+            fs::read(d.path().join("x/.Inbox.Sub/cur/1000.N2097252.unseal:2,S")).unwrap(),
+            b"m"
+        );
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = MaildirSink::create(&d.path().join("x")).unwrap();
+        for (folder, name) in [("", ".."), ("..", "a"), (".a/../..", "b"), ("", "a/b")] {
+            let meta = Meta {
+                location: Location::Maildir(MaildirMeta {
+                    folder: folder.into(),
+                    sub: Some(MaildirSub::Cur),
+                    name: name.into(),
+                }),
+                mtime: None,
+            };
+            assert!(s.write(&meta, b"x").is_err(), "{folder} {name}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! EML trees: a folder of `.eml` files at any depth. Every other regular file is passed through
+//! (copied unchanged) so the output tree is complete. Relative paths and modification times are
+//! kept. Symbolic links are not followed (they could point outside the tree) and are reported.
+
+use std::path::{Component, Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use crate::atomic;
+use crate::body::load_file;
+use crate::{Error, Item, ItemKind, Location, Meta, Sink};
+
+/// `a/b/c.eml` with "/" separators whatever the platform, for ids.
+fn rel_id(rel: &Path) -> String {
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+fn is_eml(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml"))
+}
+
+/// Walks a tree in sorted order (by file name at each level, so runs are reproducible).
+pub struct TreeReader {
+    root: PathBuf,
+    walk: walkdir::IntoIter,
+}
+
+impl TreeReader {
+    pub fn open(root: &Path) -> Result<TreeReader, Error> {
+        if !root.is_dir() {
+            return Err(Error::format(root.display(), "not a folder"));
+        }
+        Ok(TreeReader {
+            root: root.to_path_buf(),
+            walk: WalkDir::new(root)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter(),
+        })
+    }
+}
+
+impl Iterator for TreeReader {
+    type Item = Result<Item, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let entry = match self.walk.next()? {
+                Ok(e) => e,
+                Err(e) => {
+                    let item = e.path().map_or_else(
+                        || self.root.display().to_string(),
+                        |p| p.display().to_string(),
+                    );
+                    let io = e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("walk error"));
+                    return Some(Err(Error::io(item, "walk", io)));
+                }
+            };
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(rel) = path.strip_prefix(&self.root) else {
+                continue;
+            };
+            let rel = rel.to_path_buf();
+            let id = rel_id(&rel);
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(atomic::TEMP_PREFIX)
+            {
+                continue;
+            }
+            if !ft.is_file() {
+                return Some(Err(Error::format(
+                    id,
+                    "not a regular file (symbolic link or device); skipped",
+                )));
+            }
+            let mtime = entry.metadata().ok().and_then(|m| m.modified().ok());
+            let kind = if is_eml(&rel) {
+                ItemKind::Message
+            } else {
+                ItemKind::Passthrough
+            };
+            return Some(match load_file(path) {
+                Ok(body) => Ok(Item::new(
+                    id,
+                    kind,
+                    Meta {
+                        location: Location::Tree { rel_path: rel },
+                        mtime,
+                    },
+                    body,
+                )),
+                Err(e) => Err(e),
+            });
+        }
+    }
+}
+
+/// Accepts only plain relative paths (no "..", root or prefix) so metadata cannot steer a write
+/// outside the output root.
+pub(crate) fn safe_relative(p: &Path) -> bool {
+    let mut any = false;
+    for c in p.components() {
+        match c {
+            Component::Normal(_) => any = true,
+            _ => return false,
+        }
+    }
+    any
+}
+
+/// Writes each item to `root/<relative path>` atomically, restoring its modification time.
+pub struct TreeSink {
+    root: PathBuf,
+}
+
+impl TreeSink {
+    pub fn create(root: &Path) -> Result<TreeSink, Error> {
+        atomic::create_dir_all_private(root)
+            .map_err(|e| Error::io_path(root, "create folder", e))?;
+        Ok(TreeSink {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn target(&self, meta: &Meta) -> Result<PathBuf, Error> {
+        let rel: PathBuf = match &meta.location {
+            Location::Tree { rel_path } => rel_path.clone(),
+            Location::File { name } => name.clone(),
+            Location::Maildir(m) => m.rel_path(),
+            other => {
+                return Err(Error::unsupported(
+                    format!("{other:?}"),
+                    "cannot be written into a tree",
+                ));
+            }
+        };
+        if !safe_relative(&rel) {
+            return Err(Error::format(rel.display(), "unsafe relative path"));
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+impl Sink for TreeSink {
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        let dest = self.target(meta)?;
+        let dir = atomic::parent_dir(&dest);
+        atomic::create_dir_all_private(dir).map_err(|e| Error::io_path(dir, "create folder", e))?;
+        atomic::write_atomic(&dest, body, meta.mtime).map_err(|e| Error::io_path(&dest, "write", e))
+    }
+
+    fn already_written(&self, meta: &Meta) -> bool {
+        self.target(meta).is_ok_and(|p| p.exists())
+    }
+
+    fn output(&self) -> &Path {
+        &self.root
+    }
+
+    fn finish(self: Box<Self>) -> Result<PathBuf, Error> {
+        atomic::fsync_dir(&self.root).map_err(|e| Error::io_path(&self.root, "fsync", e))?;
+        Ok(self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn round_trip_keeps_paths_kinds_and_mtimes() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("export");
+        let files: [(&str, &[u8], u64); 5] = [
+            ("a.eml", b"Subject: a\n\nA", 1_000_000_000),
+            ("sub/dir/b.EML", b"Subject: b\n\nB", 1_100_000_000),
+            ("sub/notes.txt", b"not mail", 1_200_000_000),
+            ("sub/z/c.eml", b"", 1_300_000_000),
+            ("0first.bin", &[0, 159, 146, 150], 900_000_000),
+        ];
+        for (rel, data, secs) in files {
+            let p = src.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, data).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+                .unwrap();
+        }
+        fs::create_dir_all(src.join("empty/dir")).unwrap();
+        let items: Vec<Item> = TreeReader::open(&src)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let ids: Vec<(&str, ItemKind)> = items.iter().map(|i| (i.id.as_str(), i.kind)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("0first.bin", ItemKind::Passthrough),
+                ("a.eml", ItemKind::Message),
+                ("sub/dir/b.EML", ItemKind::Message),
+                ("sub/notes.txt", ItemKind::Passthrough),
+                ("sub/z/c.eml", ItemKind::Message),
+            ]
+        );
+        let out = d.path().join("out");
+        let mut sink = crate::create_sink(crate::OutFormat::EmlTree, &src, &out).unwrap();
+        for it in &items {
+            sink.write(&it.meta, it.bytes()).unwrap();
+        }
+        let root = sink.finish().unwrap();
+        for (rel, data, secs) in files {
+            let p = root.join(rel);
+            assert_eq!(fs::read(&p).unwrap(), data, "{rel}");
+            assert_eq!(
+                fs::metadata(&p).unwrap().modified().unwrap(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+                "{rel}"
+            );
+        }
+    }
+
+    #[test]
+    fn output_inside_input_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("t");
+        fs::create_dir_all(&src).unwrap();
+        assert!(crate::create_sink(crate::OutFormat::EmlTree, &src, &src.join("out")).is_err());
+        assert!(crate::create_sink(crate::OutFormat::EmlTree, &src, d.path()).is_err());
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = TreeSink::create(&d.path().join("o")).unwrap();
+        for bad in ["../x", "/etc/x", "a/../../x", ""] {
+            let meta = Meta {
+                location: Location::Tree {
+                    rel_path: bad.into(),
+                },
+                mtime: None,
+            };
+            assert!(s.write(&meta, b"x").is_err(), "{bad}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_reported_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("t");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(d.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), src.join("link.eml")).unwrap();
+        let r: Vec<_> = TreeReader::open(&src).unwrap().collect();
+        assert_eq!(r.len(), 1);
+        let e = r.into_iter().next().unwrap().unwrap_err();
+        assert!(
+            e.to_string().starts_with("link.eml: not a regular file"),
+            "{e}"
+        );
+    }
+}
