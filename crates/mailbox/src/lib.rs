@@ -122,8 +122,8 @@ pub fn open(path: &Path, format: Format) -> Result<Box<dyn Source>, Error> {
         Format::Mbox => Ok(Box::new(mbox::MboxReader::open(path, None)?)),
         Format::Maildir => Ok(Box::new(maildir::MaildirReader::open(path)?)),
         Format::EmlTree => Ok(Box::new(tree::TreeReader::open(path)?)),
-        Format::Eml | Format::P7m => Ok(Box::new(single::open(path, format)?)),
-        Format::Msg | Format::Pst => Err(Error::unsupported(
+        Format::Eml | Format::P7m | Format::Msg => Ok(Box::new(single::open(path, format)?)),
+        Format::Pst => Err(Error::unsupported(
             path.display(),
             format!("{format:?} reading is not built into this version"),
         )),

@@ -69,7 +69,8 @@ pub fn output_name(name: &Path) -> PathBuf {
     }
 }
 
-/// Opens a single .eml or .p7m file as a one-item source.
+/// Opens a single .eml, .p7m or .msg file as a one-item source. A .msg is converted to MIME
+/// here (see [`crate::msg`]) so the rest of the pipeline only ever sees RFC 5322 messages.
 pub fn open(
     path: &Path,
     format: Format,
@@ -91,6 +92,10 @@ pub fn open(
             };
             (ItemKind::Cms, decoded.map_or(body, Body::Owned))
         }
+        Format::Msg => match crate::msg::msg_to_mime(body.bytes()) {
+            Ok(c) => (ItemKind::Message, Body::Owned(c.mime)),
+            Err(e) => return Err(Error::format(path.display(), e.to_string())),
+        },
         other => {
             return Err(Error::unsupported(
                 path.display(),

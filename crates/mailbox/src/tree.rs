@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use walkdir::WalkDir;
 
 use crate::atomic;
-use crate::body::load_file;
+use crate::body::{Body, load_file};
 use crate::{Error, Item, ItemKind, Location, Meta, Sink};
 
 /// `a/b/c.eml` with "/" separators whatever the platform, for ids.
@@ -21,6 +21,30 @@ fn rel_id(rel: &Path) -> String {
 
 fn is_eml(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml"))
+}
+
+fn is_msg(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("msg"))
+}
+
+/// An Outlook .msg in a tree: S/MIME ones are converted to MIME and written back as `.eml`
+/// (`a.msg.eml` if an `a.eml` already sits beside it) so they can be decrypted; all others,
+/// including ones that fail to parse, are copied unchanged — converting a plain .msg would only
+/// lose Outlook-specific properties.
+fn msg_item(path: &Path, rel: PathBuf, body: Body) -> (ItemKind, PathBuf, Body) {
+    match crate::msg::msg_to_mime(body.bytes()) {
+        Ok(c) if c.is_smime => {
+            let out = if path.with_extension("eml").exists() {
+                let mut n = rel.clone().into_os_string();
+                n.push(".eml");
+                PathBuf::from(n)
+            } else {
+                rel.with_extension("eml")
+            };
+            (ItemKind::Message, out, Body::Owned(c.mime))
+        }
+        _ => (ItemKind::Passthrough, rel, body),
+    }
 }
 
 /// Walks a tree in sorted order (by file name at each level, so runs are reproducible).
@@ -86,23 +110,26 @@ impl Iterator for TreeReader {
                 )));
             }
             let mtime = entry.metadata().ok().and_then(|m| m.modified().ok());
-            let kind = if is_eml(&rel) {
-                ItemKind::Message
-            } else {
-                ItemKind::Passthrough
+            let body = match load_file(path) {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
             };
-            return Some(match load_file(path) {
-                Ok(body) => Ok(Item::new(
-                    id,
-                    kind,
-                    Meta {
-                        location: Location::Tree { rel_path: rel },
-                        mtime,
-                    },
-                    body,
-                )),
-                Err(e) => Err(e),
-            });
+            let (kind, rel, body) = if is_eml(&rel) {
+                (ItemKind::Message, rel, body)
+            } else if is_msg(&rel) {
+                msg_item(path, rel, body)
+            } else {
+                (ItemKind::Passthrough, rel, body)
+            };
+            return Some(Ok(Item::new(
+                id,
+                kind,
+                Meta {
+                    location: Location::Tree { rel_path: rel },
+                    mtime,
+                },
+                body,
+            )));
         }
     }
 }
