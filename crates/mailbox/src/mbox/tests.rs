@@ -408,3 +408,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn public_types_are_send() {
+    fn send<T: Send>() {}
+    send::<Item>();
+    send::<Box<dyn crate::Source>>();
+    send::<Box<dyn crate::Sink>>();
+    send::<Error>();
+}
+
+/// The full path (sink writes a file, reader maps and splits it) for both reversible variants.
+fn file_round_trip(msgs: &[Vec<u8>], variant: MboxVariant, eol: Eol) -> Vec<Vec<u8>> {
+    let d = tempfile::tempdir().unwrap();
+    let fin = d.path().join("box");
+    let mut s = Box::new(MboxSink::create(&fin).unwrap());
+    let from = if eol == Eol::CrLf {
+        &b"From a@b Mon Jun  3 12:50:27 1996\r\n"[..]
+    } else {
+        &b"From a@b Mon Jun  3 12:50:27 1996\n"[..]
+    };
+    for (i, m) in msgs.iter().enumerate() {
+        let meta = Meta {
+            location: Location::Mbox(MboxMeta {
+                index: i as u64,
+                offset: 0,
+                from_line: from.to_vec(),
+                variant,
+                eol,
+            }),
+            mtime: None,
+        };
+        s.write(&meta, m).unwrap();
+    }
+    let out = s.finish().unwrap();
+    let r = MboxReader::open(&out, Some(variant)).unwrap();
+    assert_eq!(r.eol(), if msgs.is_empty() { Eol::Lf } else { eol });
+    r.map(|r| r.unwrap().into_vec()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn files_round_trip_through_sink_and_reader(msgs in proptest::collection::vec(message(), 0..5), crlf in any::<bool>()) {
+        let eol = if crlf { Eol::CrLf } else { Eol::Lf };
+        prop_assert_eq!(file_round_trip(&msgs, MboxVariant::Mboxrd, eol), msgs.clone());
+        let with_len: Vec<Vec<u8>> = msgs.iter().map(|b| {
+            let mut m = format!("Subject: t{}Content-Length: {}{}{}", std::str::from_utf8(eol.bytes()).unwrap(), b.len(), std::str::from_utf8(eol.bytes()).unwrap(), std::str::from_utf8(eol.bytes()).unwrap()).into_bytes();
+            m.extend(b);
+            m
+        }).collect();
+        prop_assert_eq!(file_round_trip(&with_len, MboxVariant::Mboxcl2, eol), with_len);
+    }
+}
