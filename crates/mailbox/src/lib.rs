@@ -141,6 +141,8 @@ pub enum OutFormat {
     EmlTree,
     /// One file for a single-file input (.eml, .p7m content, .msg as .eml).
     File,
+    /// One mbox per PST folder, Thunderbird layout (`Inbox`, `Inbox.sbd/Sub`); no resume.
+    MboxPerFolder,
 }
 
 impl OutFormat {
@@ -203,6 +205,10 @@ pub fn create_sink(
         .map_err(|e| Error::io_path(out_root, "create output folder", e))?;
     let target = match format {
         OutFormat::File => out_root.join(single::output_name(Path::new(name))),
+        // A PST becomes a folder tree: `archive.pst` -> `archive/`, not a folder named ".pst".
+        OutFormat::Maildir | OutFormat::MboxPerFolder if is_pst_name(input) => {
+            out_root.join(input.file_stem().unwrap_or(name))
+        }
         _ => out_root.join(name),
     };
     guard_not_inside(input, out_root, &target)?;
@@ -211,6 +217,7 @@ pub fn create_sink(
         OutFormat::Maildir => Ok(Box::new(maildir::MaildirSink::create(&target)?)),
         OutFormat::EmlTree => Ok(Box::new(tree::TreeSink::create(&target)?)),
         OutFormat::File => Ok(Box::new(single::FileSink::new(&target))),
+        OutFormat::MboxPerFolder => Ok(Box::new(mbox::MboxFolderSink::create(&target)?)),
     }
 }
 
@@ -236,8 +243,14 @@ fn guard_not_inside(input: &Path, out_root: &Path, target: &Path) -> Result<(), 
     Ok(())
 }
 
+fn is_pst_name(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pst") || e.eq_ignore_ascii_case("ost"))
+}
+
 /// Modification time of a file, if the platform has one.
 pub(crate) fn mtime_of(md: &std::fs::Metadata) -> Option<SystemTime> {
     md.modified().ok()
 }
 pub mod msg;
+pub mod pst;

@@ -671,6 +671,108 @@ impl Sink for MboxSink {
     }
 }
 
+/// One mbox per PST folder, in Thunderbird's layout: folder `["Inbox", "Sub"]` is the mbox file
+/// `root/Inbox.sbd/Sub`, `["Inbox"]` is `root/Inbox`, so the result can be dropped into a
+/// Thunderbird profile. Each file is an [`MboxSink`] (partial file renamed on `finish`).
+/// Resuming is not supported here (one journal offset cannot describe many files): use the
+/// Maildir output for resumable PST runs.
+pub struct MboxFolderSink {
+    root: PathBuf,
+    open: std::collections::BTreeMap<Vec<String>, MboxSink>,
+}
+
+impl MboxFolderSink {
+    pub fn create(root: &Path) -> Result<MboxFolderSink, Error> {
+        atomic::create_dir_all_private(root)
+            .map_err(|e| Error::io_path(root, "create folder", e))?;
+        Ok(MboxFolderSink {
+            root: root.to_path_buf(),
+            open: Default::default(),
+        })
+    }
+
+    fn file_for(&self, folder: &[String]) -> PathBuf {
+        let mut p = self.root.clone();
+        let n = folder.len();
+        for (i, part) in folder.iter().enumerate() {
+            let mut name: String = part
+                .chars()
+                .map(|c| {
+                    if matches!(c, '/' | '\\' | '\0') {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            if name.is_empty() || name == "." || name == ".." || name.ends_with(".sbd") {
+                name.insert(0, '_');
+            }
+            if i + 1 < n {
+                name.push_str(".sbd");
+            }
+            p.push(name);
+        }
+        if n == 0 {
+            p.push("Inbox");
+        }
+        p
+    }
+}
+
+impl Sink for MboxFolderSink {
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        let folder = match &meta.location {
+            Location::Pst { folder_path, .. } => folder_path.clone(),
+            other => {
+                return Err(Error::unsupported(
+                    format!("{other:?}"),
+                    "only PST items go to per-folder mboxes",
+                ));
+            }
+        };
+        if !self.open.contains_key(&folder) {
+            let path = self.file_for(&folder);
+            let dir = atomic::parent_dir(&path);
+            atomic::create_dir_all_private(dir)
+                .map_err(|e| Error::io_path(dir, "create folder", e))?;
+            self.open.insert(folder.clone(), MboxSink::create(&path)?);
+        }
+        match self.open.get_mut(&folder) {
+            Some(s) => s.write(meta, body),
+            None => Err(Error::unsupported(
+                self.root.display(),
+                "folder sink vanished",
+            )),
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        self.open.values_mut().try_for_each(|s| s.sync())
+    }
+
+    fn resume(&mut self, position: u64) -> Result<(), Error> {
+        if position == 0 {
+            return Ok(());
+        }
+        Err(Error::unsupported(
+            self.root.display(),
+            "per-folder mbox output cannot resume; use Maildir",
+        ))
+    }
+
+    fn output(&self) -> &Path {
+        &self.root
+    }
+
+    fn finish(self: Box<Self>) -> Result<PathBuf, Error> {
+        for (_, s) in self.open {
+            Box::new(s).finish()?;
+        }
+        Ok(self.root)
+    }
+}
+
 /// A From_ line for a message that did not come from an mbox: `From MAILER-DAEMON <asctime>`.
 pub fn generated_from_line(t: Option<SystemTime>) -> String {
     let secs = t
@@ -717,3 +819,32 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod folder_tests {
+    use super::*;
+
+    #[test]
+    fn pst_folders_become_thunderbird_mboxes() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Box::new(MboxFolderSink::create(&d.path().join("arch")).unwrap());
+        let meta = |f: &[&str]| Meta {
+            location: Location::Pst {
+                folder_path: f.iter().map(|x| x.to_string()).collect(),
+                node_id: 1,
+            },
+            mtime: None,
+        };
+        s.write(&meta(&["Inbox"]), b"A: 1\n\none").unwrap();
+        s.write(&meta(&["Inbox", "Sub/x"]), b"A: 2\n\ntwo").unwrap();
+        s.write(&meta(&["Inbox"]), b"From me\n").unwrap();
+        s.write(&meta(&[".."]), b"x").unwrap();
+        assert!(s.resume(5).is_err());
+        let root = s.finish().unwrap();
+        let inbox = std::fs::read(root.join("Inbox")).unwrap();
+        assert!(inbox.starts_with(b"From MAILER-DAEMON "));
+        assert!(inbox.ends_with(b"\n>From me\n\n"));
+        assert!(root.join("Inbox.sbd/Sub_x").is_file());
+        assert!(root.join("_..").is_file());
+    }
+}
