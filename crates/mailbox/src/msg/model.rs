@@ -53,14 +53,6 @@ impl PropBag {
         }
     }
 
-    pub(crate) fn bool(&self, id: u16) -> Option<bool> {
-        match self.0.get(&id) {
-            Some(PropValue::Bool(b)) => Some(*b),
-            Some(PropValue::Int(v)) => Some(*v != 0),
-            _ => None,
-        }
-    }
-
     /// A time property as Unix seconds (None if absent or outside years 1601..=9999).
     pub(crate) fn unix_time(&self, id: u16) -> Option<i64> {
         match self.0.get(&id) {
@@ -132,7 +124,6 @@ pub(crate) mod tag {
     pub const CREATION_TIME: u16 = 0x3007;
     pub const ATTACH_DATA: u16 = 0x3701;
     pub const ATTACH_FILENAME: u16 = 0x3704;
-    pub const ATTACH_METHOD: u16 = 0x3705;
     pub const ATTACH_LONG_FILENAME: u16 = 0x3707;
     pub const ATTACH_MIME_TAG: u16 = 0x370E;
     pub const ATTACH_CONTENT_ID: u16 = 0x3712;
