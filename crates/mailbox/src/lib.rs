@@ -9,6 +9,7 @@ pub mod detect;
 pub mod error;
 pub mod maildir;
 pub mod mbox;
+pub mod pst_source;
 pub mod single;
 pub mod tree;
 
@@ -69,6 +70,8 @@ pub enum Location {
     Pst {
         folder_path: Vec<String>,
         node_id: u32,
+        /// Maildir flag letters for the message's state ("RS" = replied, seen).
+        flags: String,
     },
 }
 
@@ -123,10 +126,7 @@ pub fn open(path: &Path, format: Format) -> Result<Box<dyn Source>, Error> {
         Format::Maildir => Ok(Box::new(maildir::MaildirReader::open(path)?)),
         Format::EmlTree => Ok(Box::new(tree::TreeReader::open(path)?)),
         Format::Eml | Format::P7m | Format::Msg => Ok(Box::new(single::open(path, format)?)),
-        Format::Pst => Err(Error::unsupported(
-            path.display(),
-            format!("{format:?} reading is not built into this version"),
-        )),
+        Format::Pst => Ok(Box::new(pst_source::PstSource::open(path)?)),
     }
 }
 

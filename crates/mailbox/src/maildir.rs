@@ -280,18 +280,24 @@ impl MaildirSink {
             Location::Pst {
                 folder_path,
                 node_id,
+                flags,
             } => {
                 let folder = pst_folder_name(folder_path);
                 let secs = meta
                     .mtime
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                     .map_or(0, |d| d.as_secs());
-                // Unique and stable across runs: time + node id; seen flag set because PST
-                // items are archived mail.
+                // Unique and stable across runs: time + node id (unique within the PST).
+                if !flags.chars().all(|c| c.is_ascii_uppercase()) {
+                    return Err(Error::format(
+                        format!("node {node_id}"),
+                        "bad maildir flags",
+                    ));
+                }
                 Ok((
                     folder,
                     Some(MaildirSub::Cur),
-                    format!("{secs}.N{node_id}.unseal:2,S"),
+                    format!("{secs}.N{node_id}.unseal:2,{flags}"),
                 ))
             }
             other => Err(Error::unsupported(
@@ -464,12 +470,13 @@ mod tests {
             location: Location::Pst {
                 folder_path: vec!["Inbox".into(), "Sub".into()],
                 node_id: 2097252,
+                flags: "RS".into(),
             },
             mtime: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000)),
         };
         s.write(&meta, b"m").unwrap();
         assert_eq!(
-            fs::read(d.path().join("x/.Inbox.Sub/cur/1000.N2097252.unseal:2,S")).unwrap(),
+            fs::read(d.path().join("x/.Inbox.Sub/cur/1000.N2097252.unseal:2,RS")).unwrap(),
             b"m"
         );
     }

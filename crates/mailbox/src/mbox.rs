@@ -832,6 +832,7 @@ mod folder_tests {
             location: Location::Pst {
                 folder_path: f.iter().map(|x| x.to_string()).collect(),
                 node_id: 1,
+                flags: String::new(),
             },
             mtime: None,
         };

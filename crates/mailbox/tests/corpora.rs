@@ -116,3 +116,59 @@ fn thunderbird_eml_folder_is_a_tree() {
         assert_eq!(detect(&dir.join(&i.id)).unwrap(), Format::Eml, "{}", i.id);
     }
 }
+
+#[test]
+fn pst_to_maildir_and_per_folder_mbox() {
+    let Some(c) = corpora() else { return };
+    let p = c.join("go-pst-samples/support.pst");
+    if !p.is_file() {
+        eprintln!("skipping: {} absent", p.display());
+        return;
+    }
+    assert_eq!(detect(&p).unwrap(), Format::Pst);
+    let all: Vec<_> = open(&p, Format::Pst).unwrap().collect();
+    let it: Vec<Item> = all.into_iter().filter_map(Result::ok).collect();
+    // readpst extracts 17 e-mails from this file.
+    assert_eq!(it.len(), 17);
+    let mut ids: Vec<&str> = it.iter().map(|i| i.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 17, "ids must be unique");
+    assert_eq!(OutFormat::for_input(Format::Pst), OutFormat::Maildir);
+
+    let d = tempfile::tempdir().unwrap();
+    let mut sink = create_sink(OutFormat::Maildir, &p, d.path()).unwrap();
+    for i in &it {
+        sink.write(&i.meta, i.bytes()).unwrap();
+        assert!(sink.already_written(&i.meta));
+    }
+    let root = sink.finish().unwrap();
+    assert_eq!(root, d.path().join("support"));
+    let back = items(&root, Format::Maildir);
+    let msgs: Vec<&Item> = back
+        .iter()
+        .filter(|i| i.kind == ItemKind::Message)
+        .collect();
+    assert_eq!(msgs.len(), 17);
+
+    let d2 = tempfile::tempdir().unwrap();
+    let mut sink = create_sink(OutFormat::MboxPerFolder, &p, d2.path()).unwrap();
+    for i in &it {
+        sink.write(&i.meta, i.bytes()).unwrap();
+    }
+    let root = sink.finish().unwrap();
+    let mut n = 0;
+    for e in walkdir::WalkDir::new(&root) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            assert_eq!(detect(e.path()).unwrap(), Format::Mbox);
+            n += open(e.path(), Format::Mbox).unwrap().count();
+        }
+    }
+    assert_eq!(n, 17);
+
+    // Dropping a PST source early stops its reader thread instead of hanging.
+    let mut src = open(&p, Format::Pst).unwrap();
+    assert!(src.next().is_some());
+    drop(src);
+}
