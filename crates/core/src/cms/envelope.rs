@@ -1,4 +1,11 @@
-//! EnvelopedData (RFC 5652 §6) and AuthEnvelopedData (RFC 5083) headers.
+//! EnvelopedData (RFC 5652 §6) and AuthEnvelopedData (RFC 5083) headers, read with the
+//! streaming [`ber`](super::ber) reader so that the encrypted content stays a borrowed slice
+//! (or a list of borrowed chunks) of the input.
+
+use super::ber::{self, Class, Header, Reader, Tag};
+use crate::error::{Error, Result};
+use crate::oid;
+use der::asn1::ObjectIdentifier;
 
 /// Which of the two envelope types a ContentInfo holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +23,198 @@ impl EnvelopeKind {
     }
 }
 
-/// The parsed header (placeholder until the streaming parser lands).
+/// Upper bound for everything but the encrypted content (recipient infos, attributes, MAC):
+/// real headers are a few KiB even with hundreds of recipients.
+pub const MAX_HEADER_PART: usize = 16 * 1024 * 1024;
+
+/// The parsed envelope, borrowing the input.
 #[derive(Debug)]
-pub struct EnvelopeHeader {
+pub struct EnvelopeHeader<'a> {
     pub kind: EnvelopeKind,
+    pub version: i64,
+    /// Each RecipientInfo re-encoded as DER (ready for `cms` types), with its input offset.
+    pub recipient_infos: Vec<(Vec<u8>, u64)>,
+    /// The content type inside (normally id-data).
+    pub content_type: ObjectIdentifier,
+    /// contentEncryptionAlgorithm, re-encoded as DER.
+    pub content_algorithm_der: Vec<u8>,
+    pub content_algorithm_offset: u64,
+    /// The encryptedContent as it appears: absent (detached), or a header plus the reader
+    /// positioned at it, so the caller streams its segments with [`EnvelopeHeader::content_segments`].
+    content: Option<(Header, Reader<'a>)>,
+    /// AuthEnvelopedData only: the DER of authAttrs with the SET tag (the GCM AAD), and the MAC.
+    pub auth_attrs_der: Option<Vec<u8>>,
+    pub mac: Option<Vec<u8>>,
+}
+
+impl<'a> EnvelopeHeader<'a> {
+    /// Whether the content is carried inside the envelope.
+    pub fn has_content(&self) -> bool {
+        self.content.is_some()
+    }
+
+    /// Upper bound of the ciphertext length (exact for a primitive encoding).
+    pub fn content_len_hint(&self) -> u64 {
+        match &self.content {
+            Some((h, r)) => h.len.map_or(r.remaining() as u64, |l| l as u64),
+            None => 0,
+        }
+    }
+
+    /// Walks the ciphertext chunks in order, borrowed from the input.
+    pub fn content_segments(&self, each: &mut dyn FnMut(&'a [u8], u64) -> Result<()>) -> Result<()> {
+        match &self.content {
+            Some((h, r)) => {
+                let mut r = r.clone();
+                ber::for_each_segment(&mut r, h, 0, each)
+            }
+            None => Err(Error::Asn1 {
+                what: "encryptedContent",
+                offset: 0,
+                detail: "the envelope carries no content (detached content is not supported)".into(),
+            }),
+        }
+    }
+}
+
+/// Reads `ContentInfo` and returns the content type and a reader positioned on the content's
+/// header (inside the `[0] EXPLICIT`).
+pub fn content_info(input: &[u8]) -> Result<(ObjectIdentifier, Reader<'_>)> {
+    let mut r = Reader::new(input);
+    let outer = r.expect(Tag::SEQUENCE, "ContentInfo")?;
+    let mut inner = r.contents_reader(&outer);
+    let ct = inner.read_oid("ContentInfo.contentType")?;
+    let at = inner.offset();
+    let explicit = inner.header("ContentInfo.content")?;
+    if !explicit.tag.is_context(0) || !explicit.tag.constructed {
+        return Err(Error::Asn1 {
+            what: "ContentInfo.content",
+            offset: at,
+            detail: "expected [0] EXPLICIT".into(),
+        });
+    }
+    Ok((ct, inner.contents_reader(&explicit)))
+}
+
+/// Parses a ContentInfo holding EnvelopedData or AuthEnvelopedData.
+pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
+    let (ct, mut r) = content_info(input)?;
+    let kind = if ct == oid::ENVELOPED_DATA {
+        EnvelopeKind::Enveloped
+    } else if ct == oid::AUTH_ENVELOPED_DATA {
+        EnvelopeKind::AuthEnveloped
+    } else {
+        return Err(Error::NotEnveloped { content_type: oid::name(&ct) });
+    };
+    let seq = r.expect(Tag::SEQUENCE, kind.name())?;
+    let mut s = r.contents_reader(&seq);
+    let version = s.read_small_int("version")?;
+
+    // originatorInfo [0] IMPLICIT OPTIONAL: certificates we don't need.
+    if s.peek_tag().is_some_and(|t| t.is_context(0)) {
+        let h = s.header("originatorInfo")?;
+        s.skip_contents(&h, 0)?;
+    }
+
+    // recipientInfos SET OF RecipientInfo: each element re-encoded on its own. We don't hand the
+    // SET to `der`, which would insist on DER ordering that real encoders don't keep.
+    let at = s.offset();
+    let set = s.expect(Tag::SET, "recipientInfos")?;
+    let mut rs = s.contents_reader(&set);
+    let mut recipient_infos = Vec::new();
+    let mut total = 0usize;
+    while !rs.at_end_of(&set) {
+        let off = rs.offset();
+        let raw = rs.read_raw("RecipientInfo")?;
+        total += raw.len();
+        if total > MAX_HEADER_PART {
+            return Err(Error::Limit { what: "recipientInfos size", limit: MAX_HEADER_PART as u64 });
+        }
+        recipient_infos.push((ber::to_der(raw, off)?, off));
+    }
+    s.end_of(&set, &rs, "recipientInfos")?;
+    if recipient_infos.is_empty() {
+        return Err(Error::Asn1 { what: "recipientInfos", offset: at, detail: "empty".into() });
+    }
+
+    // EncryptedContentInfo
+    let eci = s.expect(Tag::SEQUENCE, "encryptedContentInfo")?;
+    let mut e = s.contents_reader(&eci);
+    let content_type = e.read_oid("encryptedContentInfo.contentType")?;
+    let content_algorithm_offset = e.offset();
+    let alg_raw = e.read_raw("contentEncryptionAlgorithm")?;
+    let content_algorithm_der = ber::to_der(alg_raw, content_algorithm_offset)?;
+    let content = if !e.at_end_of(&eci) {
+        let at = e.offset();
+        let h = e.header("encryptedContent")?;
+        if h.tag.class != Class::Context || h.tag.number != 0 {
+            return Err(Error::Asn1 {
+                what: "encryptedContent",
+                offset: at,
+                detail: format!("expected [0], found {:?} {}", h.tag.class, h.tag.number),
+            });
+        }
+        let start = e.clone();
+        e.skip_contents(&h, 0)?;
+        Some((h, start))
+    } else {
+        None
+    };
+    s.end_of(&eci, &e, "encryptedContentInfo")?;
+
+    let mut auth_attrs_der = None;
+    let mut mac = None;
+    match kind {
+        EnvelopeKind::Enveloped => {
+            // unprotectedAttrs [1] IMPLICIT OPTIONAL: ignored.
+            if s.peek_tag().is_some_and(|t| t.is_context(1)) {
+                let h = s.header("unprotectedAttrs")?;
+                s.skip_contents(&h, 0)?;
+            }
+        }
+        EnvelopeKind::AuthEnveloped => {
+            if s.peek_tag().is_some_and(|t| t.is_context(1)) {
+                let off = s.offset();
+                let raw = s.read_raw("authAttrs")?;
+                let mut der = ber::to_der(raw, off)?;
+                // The MAC is computed over the DER with the SET OF tag, not the [1] IMPLICIT tag.
+                if let Some(first) = der.first_mut() {
+                    *first = 0x31;
+                }
+                auth_attrs_der = Some(der);
+            }
+            let h = s.header("mac")?;
+            if !h.tag.is_universal(4) {
+                return Err(Error::Asn1 { what: "mac", offset: s.offset(), detail: "expected OCTET STRING".into() });
+            }
+            mac = Some(ber::collect_string(&mut s, &h, 1024)?);
+            if s.peek_tag().is_some_and(|t| t.is_context(2)) {
+                let h = s.header("unauthAttrs")?;
+                s.skip_contents(&h, 0)?;
+            }
+        }
+    }
+    // Anything further inside the SEQUENCE is an extension we don't know; skip it.
+    while !s.at_end_of(&seq) {
+        let h = s.header("trailing field")?;
+        s.skip_contents(&h, 0)?;
+    }
+    r.end_of(&seq, &s, kind.name())?;
+
+    Ok(EnvelopeHeader {
+        kind,
+        version,
+        recipient_infos,
+        content_type,
+        content_algorithm_der,
+        content_algorithm_offset,
+        content,
+        auth_attrs_der,
+        mac,
+    })
+}
+
+/// Reads only the content type of a ContentInfo (to tell envelopes from signatures).
+pub fn content_type(input: &[u8]) -> Result<ObjectIdentifier> {
+    content_info(input).map(|(ct, _)| ct)
 }
