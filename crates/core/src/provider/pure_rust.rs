@@ -1,0 +1,157 @@
+//! The pure-Rust provider: RustCrypto throughout (`rsa`, `des`, `aes`, `rc2`, `cast5`, `sha1`,
+//! `sha2`). It exists to cross-check aws-lc and for builds that cannot link C.
+//!
+//! ECDH is not offered: the `p256`/`p384`/`p521` crates are not dependencies of this workspace,
+//! so [`CryptoProvider::ec_private_key`] returns [`Error::UnsupportedAlgorithm`].
+//!
+//! RSA PKCS#1 v1.5 in `rsa` 0.10 uses implicit rejection: a wrong key gives random bytes rather
+//! than an error, which the trait allows (callers check the CEK length and the content).
+
+use super::rustcrypto::{self, RustCryptoCbc};
+use super::{
+    AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg,
+    RsaPrivateKey, check_key_len, rustcrypto_rsa,
+};
+use crate::error::{Error, Result};
+use cipher::{Block, BlockCipherEncrypt, KeyInit};
+use zeroize::Zeroizing;
+
+/// RustCrypto for every primitive except ECDH.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PureRust;
+
+struct PureRsa(rsa::PrivateKey);
+
+impl RsaPrivateKey for PureRsa {
+    fn size_bytes(&self) -> usize {
+        use rsa::traits::PublicKeyParts;
+        self.0.size()
+    }
+
+    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        rustcrypto_rsa::decrypt_pkcs1v15(&self.0, ciphertext)
+    }
+
+    fn decrypt_oaep(
+        &self,
+        hash: HashAlg,
+        mgf1: HashAlg,
+        label: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        rustcrypto_rsa::decrypt_oaep(&self.0, hash, mgf1, label, ciphertext)
+    }
+}
+
+enum PureAes {
+    Aes128(aes::Aes128),
+    Aes192(aes::Aes192),
+    Aes256(aes::Aes256),
+}
+
+fn encrypt_with<C: BlockCipherEncrypt>(c: &C, data: &mut [u8]) -> Result<()> {
+    let (blocks, rest) = Block::<C>::slice_as_chunks_mut(data);
+    if !rest.is_empty() {
+        return Err(Error::Crypto {
+            operation: "AES",
+            detail: "partial block".into(),
+        });
+    }
+    c.encrypt_blocks(blocks);
+    Ok(())
+}
+
+impl AesEncrypt for PureAes {
+    fn encrypt_blocks(&self, data: &mut [u8]) -> Result<()> {
+        match self {
+            PureAes::Aes128(c) => encrypt_with(c, data),
+            PureAes::Aes192(c) => encrypt_with(c, data),
+            PureAes::Aes256(c) => encrypt_with(c, data),
+        }
+    }
+}
+
+fn aes_key_err(key: &[u8]) -> Error {
+    Error::Crypto {
+        operation: "AES key setup",
+        detail: format!("{}-byte key", key.len()),
+    }
+}
+
+impl CryptoProvider for PureRust {
+    fn name(&self) -> &'static str {
+        "pure-rust"
+    }
+
+    fn rsa_private_key(&self, pkcs8_der: &[u8]) -> Result<Box<dyn RsaPrivateKey>> {
+        let key = rustcrypto_rsa::parse(pkcs8_der).map_err(|detail| Error::Crypto {
+            operation: "RSA key setup",
+            detail,
+        })?;
+        Ok(Box::new(PureRsa(key)))
+    }
+
+    fn ec_private_key(&self, curve: EcCurve, _pkcs8_der: &[u8]) -> Result<Box<dyn EcPrivateKey>> {
+        Err(Error::UnsupportedAlgorithm {
+            what: "ECDH curve in the pure-Rust provider (no EC crate linked)",
+            oid: crate::oid::name(&match curve {
+                EcCurve::P256 => crate::oid::SECP256R1,
+                EcCurve::P384 => crate::oid::SECP384R1,
+                EcCurve::P521 => crate::oid::SECP521R1,
+            }),
+        })
+    }
+
+    fn cbc_decryptor(&self, c: BlockCipher, key: &[u8]) -> Result<Box<dyn CbcDecrypt>> {
+        check_key_len(c, key)?;
+        match c {
+            BlockCipher::Des | BlockCipher::DesEde3 => rustcrypto::des_cbc(c, key),
+            BlockCipher::Rc2 { effective_bits } => {
+                Ok(Box::new(rustcrypto::rc2(key, effective_bits)?))
+            }
+            BlockCipher::Cast5 => Ok(Box::new(rustcrypto::cast5(key)?)),
+            BlockCipher::Aes => {
+                let err = |_| aes_key_err(key);
+                Ok(match key.len() {
+                    16 => Box::new(RustCryptoCbc(
+                        aes::Aes128::new_from_slice(key).map_err(err)?,
+                    )),
+                    24 => Box::new(RustCryptoCbc(
+                        aes::Aes192::new_from_slice(key).map_err(err)?,
+                    )),
+                    _ => Box::new(RustCryptoCbc(
+                        aes::Aes256::new_from_slice(key).map_err(err)?,
+                    )),
+                })
+            }
+        }
+    }
+
+    fn aes_encryptor(&self, key: &[u8]) -> Result<Box<dyn AesEncrypt>> {
+        let err = |_| aes_key_err(key);
+        Ok(Box::new(match key.len() {
+            16 => PureAes::Aes128(aes::Aes128::new_from_slice(key).map_err(err)?),
+            24 => PureAes::Aes192(aes::Aes192::new_from_slice(key).map_err(err)?),
+            32 => PureAes::Aes256(aes::Aes256::new_from_slice(key).map_err(err)?),
+            _ => return Err(aes_key_err(key)),
+        }))
+    }
+
+    fn digest(&self, hash: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
+        use sha2::Digest;
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut d = D::new();
+            for p in parts {
+                d.update(p);
+            }
+            d.finalize().to_vec()
+        }
+        match hash {
+            HashAlg::Sha1 => run::<sha1::Sha1>(parts),
+            HashAlg::Sha224 => run::<sha2::Sha224>(parts),
+            HashAlg::Sha256 => run::<sha2::Sha256>(parts),
+            HashAlg::Sha384 => run::<sha2::Sha384>(parts),
+            HashAlg::Sha512 => run::<sha2::Sha512>(parts),
+        }
+    }
+}
