@@ -11,6 +11,7 @@ pub mod cms;
 pub mod content;
 pub mod error;
 pub mod keyring;
+pub mod mime;
 pub mod oid;
 pub mod provider;
 pub mod unwrap;
@@ -18,3 +19,6 @@ pub mod unwrap;
 pub use error::{Error, KeyProblem, Result};
 pub mod decrypt;
 pub use decrypt::{DecryptOptions, Decryptor, EnvelopeSummary, LayerInfo};
+pub use mime::{
+    FoundEnvelope, LayerReport, MessageOptions, MessageOutcome, decrypt_message, find_envelopes,
+};

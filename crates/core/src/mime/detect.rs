@@ -1,0 +1,425 @@
+//! Which parts are envelopes (or opaque signatures that may hold one), decided by the
+//! ContentInfo OID at the start of the decoded body; the MIME label only selects candidates.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use super::header::ContentType;
+use crate::oid;
+
+/// What a part holds, as far as decryption cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// ContentInfo with EnvelopedData or AuthEnvelopedData.
+    Envelope,
+    /// ContentInfo with SignedData (opaque signature: its encapsulated content may hold an envelope).
+    SignedData,
+    /// Anything else.
+    Other,
+}
+
+/// Content transfer encodings we decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cte {
+    /// 7bit, 8bit, binary, or missing: the body is the data.
+    Identity,
+    Base64,
+    QuotedPrintable,
+    /// x-uuencode and other unknown encodings: left alone.
+    Unknown,
+}
+
+impl Cte {
+    pub fn parse(value: Option<&str>) -> Cte {
+        let v = value
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match v.as_str() {
+            "" | "7bit" | "8bit" | "binary" => Cte::Identity,
+            "base64" => Cte::Base64,
+            "quoted-printable" => Cte::QuotedPrintable,
+            _ => Cte::Unknown,
+        }
+    }
+}
+
+/// Is this label one that may carry a CMS ContentInfo?
+/// `application/pkcs7-mime`, `application/x-pkcs7-mime` (any or no smime-type), and
+/// `application/octet-stream` (or a missing type) whose name or filename ends in `.p7m`.
+pub fn is_candidate_label(ct: &ContentType, disposition: Option<&ContentType>) -> bool {
+    match ct.mime_type.as_str() {
+        "application/pkcs7-mime" | "application/x-pkcs7-mime" => true,
+        "application/octet-stream" | "application/x-octet-stream" | "" => {
+            let named_p7m = |v: Option<&str>| {
+                v.is_some_and(|n| n.trim().to_ascii_lowercase().ends_with(".p7m"))
+            };
+            named_p7m(ct.param("name")) || named_p7m(disposition.and_then(|d| d.param("filename")))
+        }
+        _ => false,
+    }
+}
+
+/// Did the label promise an envelope (so that an undecodable body is an error, not a leaf)?
+pub fn label_says_envelope(ct: &ContentType) -> bool {
+    matches!(
+        ct.mime_type.as_str(),
+        "application/pkcs7-mime" | "application/x-pkcs7-mime"
+    ) && ct.param("smime-type").is_some_and(|t| {
+        let t = t.trim().to_ascii_lowercase();
+        t == "enveloped-data" || t == "authenveloped-data"
+    })
+}
+
+/// Decides by the ContentInfo OID of the (encoded) body; reads only its first bytes.
+pub fn classify_body(body: &[u8], cte: Cte) -> PartKind {
+    match peek_oid(body, cte) {
+        Some(o) => kind_of_oid(&o),
+        None => PartKind::Other,
+    }
+}
+
+/// The content-type OID (its DER content bytes) announced at the start of the encoded body.
+pub fn peek_oid(body: &[u8], cte: Cte) -> Option<Vec<u8>> {
+    let prefix = match cte {
+        Cte::Identity => {
+            let b = skip_leading_ws(body);
+            b.get(..64).unwrap_or(b).to_vec()
+        }
+        Cte::Base64 => decode_base64_prefix(body, 64),
+        Cte::QuotedPrintable => decode_qp(body.get(..256).unwrap_or(body)),
+        Cte::Unknown => return None,
+    };
+    content_type_oid(&prefix).map(<[u8]>::to_vec)
+}
+
+fn kind_of_oid(o: &[u8]) -> PartKind {
+    if o == oid::ENVELOPED_DATA.as_bytes() || o == oid::AUTH_ENVELOPED_DATA.as_bytes() {
+        PartKind::Envelope
+    } else if o == oid::SIGNED_DATA.as_bytes() {
+        PartKind::SignedData
+    } else {
+        PartKind::Other
+    }
+}
+
+fn skip_leading_ws(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    b.get(n..).unwrap_or(&[])
+}
+
+/// `SEQUENCE { OID ... }`: which content type the ContentInfo announces.
+pub fn classify_der_prefix(der: &[u8]) -> PartKind {
+    content_type_oid(der)
+        .map(kind_of_oid)
+        .unwrap_or(PartKind::Other)
+}
+
+/// The content bytes of the first OID in a ContentInfo, without needing the rest of it.
+pub fn content_type_oid(der: &[u8]) -> Option<&[u8]> {
+    if *der.first()? != 0x30 {
+        return None;
+    }
+    let len0 = *der.get(1)?;
+    let mut pos = 2usize;
+    if len0 > 0x80 {
+        let n = (len0 & 0x7f) as usize;
+        if n > 8 {
+            return None;
+        }
+        pos += n;
+    }
+    if *der.get(pos)? != 0x06 {
+        return None;
+    }
+    let len = *der.get(pos + 1)? as usize;
+    if len == 0 || len > 0x7f {
+        return None;
+    }
+    der.get(pos + 2..pos + 2 + len)
+}
+
+/// The standard alphabet, padding optional, trailing bits tolerated.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+fn is_b64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+}
+
+/// Decodes base64 leniently: CRLF or LF, stray whitespace and other non-alphabet bytes are
+/// skipped, padding may be missing. Works in chunks so that no filtered copy of the whole body
+/// is made. A dangling single character (6 bits, no whole byte) is dropped.
+pub fn decode_base64(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut chunk: Vec<u8> = Vec::with_capacity(4096);
+    for &c in body {
+        if is_b64(c) {
+            chunk.push(c);
+            if chunk.len() == 4096 {
+                // A multiple of 4: decodes on its own.
+                let _ = LENIENT.decode_vec(&chunk, &mut out);
+                chunk.clear();
+            }
+        }
+    }
+    if chunk.len() % 4 == 1 {
+        chunk.pop();
+    }
+    if !chunk.is_empty() {
+        let _ = LENIENT.decode_vec(&chunk, &mut out);
+    }
+    out
+}
+
+/// Decodes about `want` bytes from the start of a base64 body.
+pub fn decode_base64_prefix(body: &[u8], want: usize) -> Vec<u8> {
+    let need = want.div_ceil(3) * 4;
+    let mut chunk = Vec::with_capacity(need);
+    for &c in body {
+        if is_b64(c) {
+            chunk.push(c);
+            if chunk.len() >= need {
+                break;
+            }
+        }
+    }
+    let keep = chunk.len() - chunk.len() % 4;
+    chunk.truncate(keep);
+    let mut out = Vec::new();
+    let _ = LENIENT.decode_vec(&chunk, &mut out);
+    out
+}
+
+/// Quoted-printable (RFC 2045 §6.7), lenient: malformed escapes are kept literally.
+pub fn decode_qp(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let b = body.get(i).copied().unwrap_or(0);
+        if b != b'=' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let hex = |j: usize| body.get(j).and_then(|c| (*c as char).to_digit(16));
+        if let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
+        }
+        // Soft line break: '=' then optional trailing whitespace then (CR)LF or end.
+        let mut j = i + 1;
+        while matches!(body.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        match body.get(j) {
+            Some(b'\n') => i = j + 1,
+            Some(b'\r') if body.get(j + 1) == Some(&b'\n') => i = j + 2,
+            None => i = j,
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a body by its transfer encoding (`Unknown` gives the bytes as they are).
+pub fn decode_body(body: &[u8], cte: Cte) -> Vec<u8> {
+    match cte {
+        Cte::Base64 => decode_base64(body),
+        Cte::QuotedPrintable => decode_qp(body),
+        // A ContentInfo starts with 0x30, never with whitespace: a stray blank line goes.
+        Cte::Identity => skip_leading_ws(body).to_vec(),
+        Cte::Unknown => body.to_vec(),
+    }
+}
+
+/// Convenience for callers holding raw header values: is this part an envelope?
+/// `content_type` and `content_disposition` are header values (`None` when absent),
+/// `transfer_encoding` the Content-Transfer-Encoding value, `body` the encoded body.
+pub fn is_envelope_part(
+    content_type: Option<&str>,
+    content_disposition: Option<&str>,
+    transfer_encoding: Option<&str>,
+    body: &[u8],
+) -> bool {
+    let ct = ContentType::parse(content_type.unwrap_or(""));
+    let cd = content_disposition.map(ContentType::parse);
+    is_candidate_label(&ct, cd.as_ref())
+        && classify_body(body, Cte::parse(transfer_encoding)) == PartKind::Envelope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// `SEQUENCE (indefinite) { OID <oid>, [0] { ... } }` — enough for the peek.
+    fn content_info(oid: &der::asn1::ObjectIdentifier, definite: bool) -> Vec<u8> {
+        let o = oid.as_bytes();
+        let mut v = vec![0x06, o.len() as u8];
+        v.extend_from_slice(o);
+        v.extend_from_slice(&[0xa0, 0x03, 0x02, 0x01, 0x00]);
+        let mut out = if definite {
+            vec![0x30, 0x82, 0x00, v.len() as u8]
+        } else {
+            vec![0x30, 0x80]
+        };
+        out.extend_from_slice(&v);
+        if !definite {
+            out.extend_from_slice(&[0, 0]);
+        }
+        out
+    }
+
+    fn b64_lines(data: &[u8], eol: &str) -> Vec<u8> {
+        let s = STANDARD.encode(data);
+        let mut out = String::new();
+        for chunk in s.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap());
+            out.push_str(eol);
+        }
+        out.into_bytes()
+    }
+
+    fn env() -> Vec<u8> {
+        content_info(&oid::ENVELOPED_DATA, false)
+    }
+
+    #[test]
+    fn every_label_variant() {
+        let body = b64_lines(&env(), "\r\n");
+        for (ct, cd) in [
+            (
+                "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m",
+                None,
+            ),
+            ("application/x-pkcs7-mime; smime-type=enveloped-data", None),
+            (
+                "application/pkcs7-mime; smime-type=authEnveloped-data",
+                None,
+            ),
+            ("application/pkcs7-mime", None),
+            ("application/x-pkcs7-mime; name=smime.p7m", None),
+            ("application/pkcs7-mime; smime-type=signed-data", None), // lying label
+            ("application/octet-stream; name=\"SMIME.P7M\"", None),
+            (
+                "application/octet-stream",
+                Some("attachment; filename=smime.p7m"),
+            ),
+        ] {
+            assert!(
+                is_envelope_part(Some(ct), cd, Some("base64"), &body),
+                "{ct} {cd:?}"
+            );
+        }
+        for (ct, cd) in [
+            ("application/octet-stream", None),
+            ("application/octet-stream; name=smime.p7s", None),
+            ("text/plain", Some("attachment; filename=smime.p7m")),
+            ("application/pkcs7-signature", None),
+        ] {
+            assert!(
+                !is_envelope_part(Some(ct), cd, Some("base64"), &body),
+                "{ct} {cd:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lying_label_decided_by_oid() {
+        let signed = b64_lines(&content_info(&oid::SIGNED_DATA, false), "\n");
+        assert!(!is_envelope_part(
+            Some("application/pkcs7-mime; smime-type=enveloped-data"),
+            None,
+            Some("base64"),
+            &signed
+        ));
+        assert_eq!(classify_body(&signed, Cte::Base64), PartKind::SignedData);
+        let data = b64_lines(&content_info(&oid::DATA, true), "\n");
+        assert_eq!(classify_body(&data, Cte::Base64), PartKind::Other);
+        let auth = content_info(&oid::AUTH_ENVELOPED_DATA, true);
+        assert_eq!(classify_body(&auth, Cte::Identity), PartKind::Envelope);
+        assert!(label_says_envelope(&ContentType::parse(
+            "application/pkcs7-mime; smime-type=authEnveloped-data"
+        )));
+        assert!(!label_says_envelope(&ContentType::parse(
+            "application/pkcs7-mime"
+        )));
+    }
+
+    #[test]
+    fn transfer_encodings() {
+        let der = env();
+        let ct = Some("application/pkcs7-mime");
+        assert!(is_envelope_part(ct, None, Some("binary"), &der));
+        assert!(is_envelope_part(ct, None, Some("8bit"), &der));
+        assert!(is_envelope_part(ct, None, None, &der));
+        let qp: Vec<u8> = der
+            .iter()
+            .flat_map(|b| format!("={b:02X}").into_bytes())
+            .collect();
+        assert!(is_envelope_part(ct, None, Some("Quoted-Printable"), &qp));
+        assert!(!is_envelope_part(ct, None, Some("x-uuencode"), &der));
+        assert!(!is_envelope_part(
+            ct,
+            None,
+            Some("base64"),
+            b"not base64 at all!"
+        ));
+        assert!(!is_envelope_part(ct, None, Some("base64"), b""));
+    }
+
+    #[test]
+    fn lenient_base64() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let clean = STANDARD.encode(&data);
+        assert_eq!(decode_base64(clean.as_bytes()), data);
+        assert_eq!(decode_base64(&b64_lines(&data, "\r\n")), data);
+        assert_eq!(decode_base64(&b64_lines(&data, "\n")), data);
+        let messy: String = clean
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                if i % 7 == 0 {
+                    vec![' ', c, '\t']
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        assert_eq!(decode_base64(messy.as_bytes()), data);
+        let unpadded = clean.trim_end_matches('=');
+        assert_eq!(decode_base64(unpadded.as_bytes()), data);
+        assert_eq!(decode_base64(b"QUJD\nR"), b"ABC");
+        assert_eq!(
+            decode_base64_prefix(clean.as_bytes(), 64),
+            data[..66].to_vec()
+        );
+    }
+
+    #[test]
+    fn qp_soft_breaks_and_garbage() {
+        assert_eq!(decode_qp(b"a=3Db=\r\nc= \nd=zz=\r"), b"a=bcd=zz=\r");
+        assert_eq!(decode_qp(b"="), b"");
+    }
+
+    #[test]
+    fn peek_never_panics_on_short_input() {
+        for i in 0..20 {
+            let der = env();
+            let _ = classify_der_prefix(&der[..i.min(der.len())]);
+        }
+        assert_eq!(classify_der_prefix(&[0x30, 0x89, 1, 2, 3]), PartKind::Other);
+        assert_eq!(
+            classify_der_prefix(&[0x30, 0x80, 0x06, 0x00]),
+            PartKind::Other
+        );
+    }
+}

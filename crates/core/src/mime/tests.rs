@@ -1,0 +1,602 @@
+//! Splicing tests with a fake opener: a "ciphertext" here is
+//! `SEQUENCE { OID enveloped-data, [0] { OCTET STRING plaintext } }`, so the walker and the
+//! rewrite run for real while decryption is trivial.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::signed::{self, read_tlv};
+use super::*;
+use crate::cms::{EnvelopeKind, RecipientId};
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        v.push(n as u8);
+    } else {
+        v.push(0x84);
+        v.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+    v.extend_from_slice(content);
+    v
+}
+
+fn fake_env(plain: &[u8]) -> Vec<u8> {
+    let body = [
+        tlv(0x06, crate::oid::ENVELOPED_DATA.as_bytes()),
+        tlv(0xa0, &tlv(0x04, plain)),
+    ]
+    .concat();
+    tlv(0x30, &body)
+}
+
+fn b64(data: &[u8], eol: &str) -> String {
+    let s = STANDARD.encode(data);
+    s.as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}{eol}", std::str::from_utf8(c).unwrap()))
+        .collect()
+}
+
+/// An application/pkcs7-mime part (headers + blank line + base64 body) around `plain`.
+fn env_part(plain: &[u8], eol: &str) -> String {
+    format!(
+        "Content-Type: application/pkcs7-mime; name=smime.p7m;{eol}    smime-type=enveloped-data{eol}\
+         Content-Transfer-Encoding: base64{eol}Content-Disposition: attachment; filename=smime.p7m{eol}{eol}{}",
+        b64(&fake_env(plain), eol)
+    )
+}
+
+fn signed_part(content: &[u8], eol: &str) -> String {
+    format!(
+        "Content-Type: application/pkcs7-mime; name=smime.p7m; smime-type=signed-data{eol}\
+         Content-Transfer-Encoding: base64{eol}{eol}{}",
+        b64(&signed::tests::fake_signed(content, true), eol)
+    )
+}
+
+struct Fake;
+
+impl EnvelopeOpener for Fake {
+    fn open(&self, cms: &[u8], out: &mut Vec<u8>) -> Result<LayerInfo> {
+        let ci = read_tlv(cms, 0, 0)?;
+        let oid = read_tlv(cms, ci.content_start, 1)?;
+        let explicit = read_tlv(cms, oid.end, 1)?;
+        let os = read_tlv(cms, explicit.content_start, 2)?;
+        let plain = &cms[os.content_start..os.content_end];
+        if plain.starts_with(b"FAIL") {
+            return Err(Error::WrongKey {
+                recipient: "Bob".into(),
+                reason: "bad padding".into(),
+            });
+        }
+        out.extend_from_slice(plain);
+        let rid = RecipientId::SubjectKeyId(vec![0x1f]);
+        Ok(LayerInfo {
+            kind: EnvelopeKind::Enveloped,
+            content_cipher: "AES-256-CBC".into(),
+            key_transport: "RSA PKCS#1 v1.5".into(),
+            recipients: vec![rid.clone()],
+            used_recipient: rid,
+            key_source: "fake".into(),
+            ciphertext_len: cms.len() as u64,
+            plaintext_len: plain.len() as u64,
+        })
+    }
+}
+
+fn opts() -> MessageOptions {
+    MessageOptions {
+        trace_header: true,
+        max_depth: 16,
+        timestamp: "Tue, 2 Jan 2024 03:04:05 +0000".into(),
+    }
+}
+
+fn run(msg: &str) -> MessageOutcome {
+    decrypt_message_with(&Fake, msg.as_bytes(), &opts()).expect("decrypts")
+}
+
+fn out_text(o: &MessageOutcome) -> String {
+    String::from_utf8(o.output.clone().expect("output")).unwrap()
+}
+
+/// The trace field for a fake layer (its exact format and folding are tested in rewrite.rs).
+fn trace(path: &str, eol: &str) -> String {
+    let mut plain = Vec::new();
+    let info = Fake.open(&fake_env(b"x"), &mut plain).unwrap();
+    let f = rewrite::layer_field(&info, path, &opts().timestamp, eol.as_bytes());
+    let text = String::from_utf8(f).unwrap();
+    let unfolded = text.replace(&format!("{eol} "), " ");
+    let part = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" part=\"{path}\";")
+    };
+    assert_eq!(
+        unfolded,
+        format!(
+            "X-Unseal-Decrypted: enveloped-data;{part} cipher=AES-256-CBC; key-transport=\"RSA PKCS#1 v1.5\"; \
+             recipient=\"subjectKeyIdentifier 1F\"; at=\"Tue, 2 Jan 2024 03:04:05 +0000\"{eol}"
+        )
+    );
+    text
+}
+
+#[test]
+fn top_level_envelope_keeps_outer_headers_in_order() {
+    for eol in ["\n", "\r\n"] {
+        let inner = format!("Content-Type: text/plain; charset=utf-8{eol}{eol}Grüße, Bob{eol}");
+        let msg = format!(
+            "Received: from a{eol}\tby b{eol}From: alice@example.com{eol}Subject: folded{eol} subject{eol}\
+             Content-Type: application/pkcs7-mime; name=smime.p7m;{eol}    smime-type=enveloped-data{eol}\
+             X-Between: 1{eol}Content-Transfer-Encoding: base64{eol}content-description: lower case{eol}\
+             X-After: 2{eol}{eol}{}",
+            b64(&fake_env(inner.as_bytes()), eol)
+        );
+        let o = run(&msg);
+        let expected = format!(
+            "Received: from a{eol}\tby b{eol}From: alice@example.com{eol}Subject: folded{eol} subject{eol}\
+             X-Between: 1{eol}X-After: 2{eol}{}{inner}",
+            trace("", eol)
+        );
+        assert_eq!(out_text(&o), expected);
+        assert_eq!(o.layers.len(), 1);
+        assert_eq!(o.layers[0].path, "");
+        assert_eq!(o.layers[0].info.content_cipher, "AES-256-CBC");
+        assert!(o.signatures_removed.is_empty());
+    }
+}
+
+#[test]
+fn top_level_envelope_exact_output() {
+    for eol in ["\n", "\r\n"] {
+        let inner = format!(
+            "Content-Type: multipart/mixed; boundary=x{eol}{eol}--x{eol}{eol}hi{eol}--x--{eol}"
+        );
+        let msg = format!(
+            "From: a{eol}Content-Type: application/x-pkcs7-mime{eol}To: b{eol}\
+             Content-Transfer-Encoding: base64{eol}MIME-Version: 1.0{eol}Subject: s{eol}  t{eol}{eol}{}",
+            b64(&fake_env(inner.as_bytes()), eol)
+        );
+        let o = run(&msg);
+        // MIME-Version stays: the inner entity has none.
+        let expected = format!(
+            "From: a{eol}To: b{eol}MIME-Version: 1.0{eol}Subject: s{eol}  t{eol}{}{inner}",
+            trace("", eol)
+        );
+        assert_eq!(out_text(&o), expected);
+
+        let no_trace = MessageOptions {
+            trace_header: false,
+            ..opts()
+        };
+        let o = decrypt_message_with(&Fake, msg.as_bytes(), &no_trace).unwrap();
+        let expected =
+            format!("From: a{eol}To: b{eol}MIME-Version: 1.0{eol}Subject: s{eol}  t{eol}{inner}");
+        assert_eq!(String::from_utf8(o.output.unwrap()).unwrap(), expected);
+    }
+}
+
+#[test]
+fn inner_mime_version_replaces_outer() {
+    let inner = "MIME-Version: 1.0\nContent-Type: text/plain\n\nx\n";
+    let msg = format!(
+        "MIME-Version: 1.0\nFrom: a\n{}",
+        env_part(inner.as_bytes(), "\n")
+    );
+    let o = decrypt_message_with(
+        &Fake,
+        msg.as_bytes(),
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(o.output.unwrap()).unwrap(),
+        format!("From: a\n{inner}")
+    );
+}
+
+#[test]
+fn plaintext_without_headers_gets_a_blank_line() {
+    let msg = format!(
+        "From: a\n{}",
+        env_part(b"Hello Bob, no headers here.\n", "\n")
+    );
+    let o = decrypt_message_with(
+        &Fake,
+        msg.as_bytes(),
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(o.output.unwrap()).unwrap(),
+        "From: a\n\nHello Bob, no headers here.\n"
+    );
+}
+
+#[test]
+fn multipart_part_replaced_rest_byte_exact() {
+    for eol in ["\n", "\r\n"] {
+        let inner = format!("Content-Type: text/html{eol}{eol}<p>secret</p>{eol}");
+        let head = format!(
+            "From: a{eol}Content-Type: multipart/mixed; boundary=\"==b==\"{eol}{eol}preamble{eol}"
+        );
+        let p1 = format!("--==b==  {eol}Content-Type: text/plain{eol}{eol}first{eol}");
+        let p2 = format!("{eol}--==b=={eol}");
+        let p3 = format!(
+            "{eol}--==b=={eol}Content-Type: image/png{eol}Content-Transfer-Encoding: base64{eol}{eol}iVBORw0K{eol}"
+        );
+        let tail = format!("--==b==--{eol}epilogue{eol}");
+        let msg = format!(
+            "{head}{p1}{p2}{}{p3}{tail}",
+            env_part(inner.as_bytes(), eol)
+        );
+        let o = run(&msg);
+        // Part 2 is exactly the envelope part (the line ending before "--==b==" belongs to the
+        // delimiter); it becomes the plaintext, everything else stays, the trace goes at the end
+        // of the top-level header block.
+        let expected = format!(
+            "From: a{eol}Content-Type: multipart/mixed; boundary=\"==b==\"{eol}{}{eol}preamble{eol}{p1}{p2}{inner}{p3}{tail}",
+            trace("2", eol)
+        );
+        assert_eq!(out_text(&o), expected);
+        assert_eq!(o.layers.len(), 1);
+        assert_eq!(o.layers[0].path, "2");
+    }
+}
+
+#[test]
+fn multipart_splice_exact_simple() {
+    let inner = "Content-Type: text/plain\n\nsecret\n";
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\n{}--b--\n",
+        env_part(inner.as_bytes(), "\n")
+    );
+    let o = decrypt_message_with(
+        &Fake,
+        msg.as_bytes(),
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    // The part content ends before the "\n" that precedes "--b--"; the plaintext's own final
+    // newline is kept, so the part now ends in a blank line.
+    assert_eq!(
+        String::from_utf8(o.output.unwrap()).unwrap(),
+        format!("Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\n{inner}\n--b--\n")
+    );
+}
+
+#[test]
+fn several_envelopes_and_nested_multiparts() {
+    let msg = format!(
+        "Content-Type: multipart/alternative; boundary=o\n\n--o\n{}\n--o\n\
+         Content-Type: multipart/related; boundary=i\n\n--i\n{}\n--i--\n\n--o--\n",
+        env_part(b"Content-Type: text/plain\n\nA\n", "\n"),
+        env_part(b"Content-Type: text/html\n\nB\n", "\n"),
+    );
+    let o = run(&msg);
+    let paths: Vec<&str> = o.layers.iter().map(|l| l.path.as_str()).collect();
+    assert_eq!(paths, ["1", "2.1"]);
+    let text = out_text(&o);
+    assert!(
+        text.contains("--o\nContent-Type: text/plain\n\nA\n\n--o\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--i\nContent-Type: text/html\n\nB\n\n--i--\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("X-Unseal-Decrypted:").count(), 2);
+    assert!(!text.contains("pkcs7"));
+}
+
+#[test]
+fn forwarded_message_attachment() {
+    let fwd = format!(
+        "From: c\nSubject: fwd\nMIME-Version: 1.0\n{}",
+        env_part(b"Content-Type: text/plain\n\ninner secret\n", "\n")
+    );
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nsee attached\n--b\nContent-Type: message/rfc822\n\n{fwd}\n--b--\n"
+    );
+    let o = run(&msg);
+    assert_eq!(o.layers[0].path, "2/rfc822");
+    let text = out_text(&o);
+    assert!(
+        text.contains("Content-Type: message/rfc822\n\nFrom: c\nSubject: fwd\nMIME-Version: 1.0\nContent-Type: text/plain\n\ninner secret\n\n--b--\n"),
+        "{text}"
+    );
+    // base64-encoded forwarded message: re-encoded after rewriting.
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n{}--b--\n",
+        b64(fwd.as_bytes(), "\n")
+    );
+    let o = run(&msg);
+    let text = out_text(&o);
+    let body = text
+        .split("base64\n\n")
+        .nth(1)
+        .unwrap()
+        .split("--b--")
+        .next()
+        .unwrap();
+    let decoded = detect::decode_base64(body.as_bytes());
+    assert!(
+        String::from_utf8(decoded)
+            .unwrap()
+            .ends_with("Content-Type: text/plain\n\ninner secret\n")
+    );
+}
+
+#[test]
+fn sign_then_encrypt_keeps_inner_signature() {
+    let signed = "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=s\r\n\r\n\
+                  --s\r\nContent-Type: text/plain\r\n\r\nsigned text\r\n--s\r\n\
+                  Content-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqG\r\n--s--\r\n";
+    let msg = format!("From: a\r\n{}", env_part(signed.as_bytes(), "\r\n"));
+    let o = run(&msg);
+    assert!(o.signatures_removed.is_empty());
+    assert!(out_text(&o).ends_with(signed));
+    // Opaque: the decrypted SignedData stays as it is, too.
+    let opaque = signed_part(b"Content-Type: text/plain\r\n\r\nhi\r\n", "\r\n");
+    let msg = format!("From: a\r\n{}", env_part(opaque.as_bytes(), "\r\n"));
+    let o = run(&msg);
+    assert!(o.signatures_removed.is_empty());
+    assert!(out_text(&o).ends_with(&opaque));
+}
+
+#[test]
+fn encrypt_then_sign_multipart_signature_removed() {
+    let inner = "Content-Type: text/plain\n\nsecret\n";
+    let msg = format!(
+        "From: a\nMIME-Version: 1.0\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=s\n\n\
+         This is a signed message.\n--s\n{}\n--s\nContent-Type: application/pkcs7-signature\n\nMIAGCSqG\n--s--\n",
+        env_part(inner.as_bytes(), "\n")
+    );
+    let o = run(&msg);
+    assert_eq!(
+        o.signatures_removed,
+        ["multipart/signed around part 1 (encrypt-then-sign): signature removed"]
+    );
+    assert_eq!(o.layers[0].path, "1");
+    let text = out_text(&o);
+    let removal = rewrite::removal_field("", &o.signatures_removed[0], &opts().timestamp, b"\n");
+    let removal = String::from_utf8(removal).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "From: a\nMIME-Version: 1.0\n{removal}{}{inner}",
+            trace("1", "\n")
+        )
+    );
+}
+
+#[test]
+fn encrypt_then_sign_opaque_removed_even_twice() {
+    let inner = "Content-Type: text/plain\n\nsecret\n";
+    let once = signed_part(env_part(inner.as_bytes(), "\n").as_bytes(), "\n");
+    let twice = signed_part(once.as_bytes(), "\n");
+    let msg = format!("Subject: x\n{twice}");
+    let o = decrypt_message_with(
+        &Fake,
+        msg.as_bytes(),
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(o.output.unwrap()).unwrap(),
+        format!("Subject: x\n{inner}")
+    );
+    assert_eq!(o.signatures_removed.len(), 2);
+    assert!(o.signatures_removed[0].starts_with("opaque SignedData at top level"));
+    // With trace: removals (outer first) precede the layer.
+    let o = run(&msg);
+    let text = out_text(&o);
+    let a = text.find("signature-removed").unwrap();
+    let b = text.rfind("signature-removed").unwrap();
+    let c = text.find("enveloped-data").unwrap();
+    assert!(a < b && b < c, "{text}");
+}
+
+#[test]
+fn signature_without_envelope_untouched() {
+    let msg = "Content-Type: multipart/signed; boundary=s\n\n--s\n\nhello\n--s\nContent-Type: application/pkcs7-signature\n\nMIAG\n--s--\n";
+    assert_eq!(run(msg).output, None);
+    let msg = format!(
+        "From: a\n{}",
+        signed_part(b"Content-Type: text/plain\n\nhi\n", "\n")
+    );
+    assert_eq!(run(&msg).output, None);
+}
+
+#[test]
+fn envelope_in_envelope() {
+    let innermost = "Content-Type: text/plain\r\n\r\ndeep\r\n";
+    let middle = env_part(innermost.as_bytes(), "\r\n");
+    let msg = format!("To: b\r\n{}", env_part(middle.as_bytes(), "\r\n"));
+    let o = decrypt_message_with(
+        &Fake,
+        msg.as_bytes(),
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(o.output.unwrap()).unwrap(),
+        format!("To: b\r\n{innermost}")
+    );
+    assert_eq!(o.layers.len(), 2);
+    assert_eq!(
+        o.layers[0].info.ciphertext_len as usize,
+        fake_env(middle.as_bytes()).len()
+    );
+}
+
+#[test]
+fn depth_limit() {
+    let mut m = env_part(b"Content-Type: text/plain\n\nx\n", "\n");
+    for _ in 0..20 {
+        m = env_part(m.as_bytes(), "\n");
+    }
+    let err = decrypt_message_with(&Fake, m.as_bytes(), &opts()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Limit {
+            what: "MIME nesting depth",
+            limit: 16
+        }
+    );
+    let mut m = "Content-Type: text/plain\n\nx\n".to_string();
+    for i in 0..10 {
+        m = format!("Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n{m}\n--b{i}--\n");
+    }
+    let shallow = MessageOptions {
+        max_depth: 5,
+        ..opts()
+    };
+    assert!(matches!(
+        decrypt_message_with(&Fake, m.as_bytes(), &shallow),
+        Err(Error::Limit { .. })
+    ));
+    assert!(matches!(
+        find_envelopes(m.as_bytes(), &shallow),
+        Err(Error::Limit { .. })
+    ));
+    assert_eq!(
+        decrypt_message_with(&Fake, m.as_bytes(), &opts())
+            .unwrap()
+            .output,
+        None
+    );
+}
+
+#[test]
+fn plain_messages_give_none() {
+    for msg in [
+        "",
+        "no headers at all",
+        "From: a\r\nSubject: b\r\n\r\nbody\r\n",
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
+        "Content-Type: application/pkcs7-mime; smime-type=certs-only\nContent-Transfer-Encoding: base64\n\nMIIBBgYJKoZIhvcNAQcCoA==\n",
+        "Content-Type: application/pkcs7-signature\nContent-Transfer-Encoding: base64\n\nMIAGCSqGSIb3DQEHA6CAMIAC\n",
+        "Content-Type: message/rfc822\n\nFrom: x\n\nhello\n",
+    ] {
+        let o = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap();
+        assert_eq!(
+            o,
+            MessageOutcome {
+                output: None,
+                layers: vec![],
+                signatures_removed: vec![]
+            },
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn failure_anywhere_fails_the_message() {
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n{}\n--b\n{}\n--b--\n",
+        env_part(b"Content-Type: text/plain\n\nok\n", "\n"),
+        env_part(b"FAIL", "\n")
+    );
+    let err = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::WrongKey {
+            recipient: "Bob".into(),
+            reason: "MIME part 2: bad padding".into()
+        }
+    );
+    // A part that promises an envelope but holds no ContentInfo.
+    let msg = "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\nContent-Transfer-Encoding: base64\n\n!!!!\n";
+    assert!(matches!(
+        decrypt_message_with(&Fake, msg.as_bytes(), &opts()),
+        Err(Error::Mime { .. })
+    ));
+}
+
+#[test]
+fn lying_labels_binary_and_p7m_attachments() {
+    let inner = "Content-Type: text/plain\n\nz\n";
+    // Labelled signed-data, really enveloped.
+    let lying = format!(
+        "Content-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n{}",
+        b64(&fake_env(inner.as_bytes()), "\n")
+    );
+    assert_eq!(run(&lying).layers.len(), 1);
+    // Binary body with a trailing newline after the DER.
+    let mut bin =
+        b"Content-Type: application/pkcs7-mime\nContent-Transfer-Encoding: binary\n\n".to_vec();
+    bin.extend_from_slice(&fake_env(inner.as_bytes()));
+    bin.extend_from_slice(b"\n");
+    let o = decrypt_message_with(
+        &Fake,
+        &bin,
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(o.output.unwrap(), inner.as_bytes());
+    // octet-stream attachment named *.p7m in a multipart.
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream\n\
+         Content-Disposition: attachment; filename=\"mail.P7M\"\nContent-Transfer-Encoding: base64\n\n{}--b--\n",
+        b64(&fake_env(inner.as_bytes()), "\n")
+    );
+    assert_eq!(run(&msg).layers[0].path, "1");
+}
+
+#[test]
+fn find_envelopes_without_decrypting() {
+    let env = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
+    let nested_env = env_part(env.as_bytes(), "\n");
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n{env}\n--b\nContent-Type: message/rfc822\n\nSubject: f\n{env}\n--b\n{}\n--b\n\
+         Content-Type: multipart/signed; boundary=s\n\n--s\n{env}\n--s\nContent-Type: application/pkcs7-signature\n\nMIAG\n--s--\n\n--b\n{nested_env}\n--b--\n",
+        signed_part(env.as_bytes(), "\n")
+    );
+    let found = find_envelopes(msg.as_bytes(), &opts()).unwrap();
+    let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["1", "2/rfc822", "3", "4.1", "5"]);
+    assert_eq!(found[0].cms, fake_env(b"Content-Type: text/plain\n\nA\n"));
+    assert_eq!(found[4].cms, fake_env(env.as_bytes()));
+    assert!(
+        find_envelopes(b"From: a\n\nplain\n", &opts())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn hostile_truncations_never_panic() {
+    let env = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n{env}\n--b\nContent-Type: message/rfc822\n\n{}\n--b--\n",
+        signed_part(env.as_bytes(), "\n")
+    );
+    let bytes = msg.as_bytes();
+    for i in 0..bytes.len() {
+        let _ = decrypt_message_with(&Fake, &bytes[..i], &opts());
+        let _ = find_envelopes(&bytes[i..], &opts());
+    }
+}
