@@ -52,7 +52,7 @@ pub fn aes_key_unwrap(
             format!("{}-byte key-encryption key", kek.len()),
         ));
     }
-    if wrapped.len() % 8 != 0 || wrapped.len() < 24 {
+    if !wrapped.len().is_multiple_of(8) || wrapped.len() < 24 {
         return Err(bad_length(
             OP,
             format!(
@@ -109,7 +109,7 @@ pub fn des3_key_unwrap(
             format!("{}-byte key-encryption key", kek.len()),
         ));
     }
-    if wrapped.len() % 8 != 0 || wrapped.len() < 24 {
+    if !wrapped.len().is_multiple_of(8) || wrapped.len() < 24 {
         return Err(bad_length(
             OP,
             format!(
