@@ -245,7 +245,8 @@ struct PemBlock {
 }
 
 fn pem_blocks(data: &[u8], batch: &mut Batch) -> Vec<PemBlock> {
-    let text = String::from_utf8_lossy(data);
+    // Unencrypted key bodies are secret: keep the text copy in a wiped buffer.
+    let text = Zeroizing::new(String::from_utf8_lossy(data).into_owned());
     let mut out = Vec::new();
     // (label, Proc-Type ENCRYPTED, DEK-Info, base64 text, still in the header lines)
     type Open = (String, bool, Option<String>, Zeroizing<String>, bool);
