@@ -230,11 +230,11 @@ fn check_thunderbird(tb: &Path, opener: &dyn EnvelopeOpener) {
         }
         // Sign-then-encrypt (and the inner signature of the triple wrap): the signature that
         // was inside the envelope still verifies.
-        if env_wraps_signature(&structure) {
-            if let Some(ok) = openssl_verifies(out) {
-                assert!(ok, "{file}: inner signature no longer verifies");
-                verified += 1;
-            }
+        if env_wraps_signature(&structure)
+            && let Some(ok) = openssl_verifies(out)
+        {
+            assert!(ok, "{file}: inner signature no longer verifies");
+            verified += 1;
         }
         checked += 1;
     }

@@ -600,3 +600,75 @@ fn hostile_truncations_never_panic() {
         let _ = find_envelopes(&bytes[i..], &opts());
     }
 }
+
+#[test]
+fn random_mutations_never_panic() {
+    let env = env_part(
+        b"Content-Type: multipart/mixed; boundary=q\n\n--q\n\nA\n--q--\n",
+        "\n",
+    );
+    let msg = format!(
+        "Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: multipart/mixed; boundary=b\n\n\
+         --b\n{env}\n--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n\
+         --s\nContent-Type: application/pkcs7-signature\n\nMIAG\n--s--\n",
+        b64(signed_part(env.as_bytes(), "\n").as_bytes(), "\n")
+    );
+    assert_eq!(run(&msg).layers.len(), 2);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let specials = b"\r\n-:;=\"\\ \t0\x30\x80\x00\xff";
+    for _ in 0..3000 {
+        let mut m = msg.as_bytes().to_vec();
+        for _ in 0..(next() % 4 + 1) {
+            let pos = (next() as usize) % m.len();
+            let b = specials[(next() as usize) % specials.len()];
+            match next() % 3 {
+                0 => m[pos] = b,
+                1 => m.insert(pos, b),
+                _ => {
+                    m.remove(pos);
+                }
+            }
+        }
+        let _ = decrypt_message_with(&Fake, &m, &opts());
+        let _ = find_envelopes(&m, &opts());
+    }
+}
+
+#[test]
+fn large_attachment_stays_byte_exact() {
+    let big: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let big_b64 = b64(&big, "\r\n");
+    let plain = format!(
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{big_b64}"
+    );
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: image/jpeg\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{big_b64}\r\n--b\r\n{}\r\n--b--\r\n",
+        env_part(plain.as_bytes(), "\r\n")
+    );
+    let t = std::time::Instant::now();
+    let o = decrypt_message_with(
+        &Fake,
+        msg.as_bytes(),
+        &MessageOptions {
+            trace_header: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let out = o.output.unwrap();
+    eprintln!("{} MB in {:?}", msg.len() >> 20, t.elapsed());
+    let expected = format!(
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: image/jpeg\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{big_b64}\r\n--b\r\n{plain}\r\n--b--\r\n"
+    );
+    assert!(out == expected.as_bytes());
+}
