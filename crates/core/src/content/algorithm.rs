@@ -17,7 +17,12 @@ pub enum ContentCipher {
         nominal_key_len: Option<usize>,
         oid: ObjectIdentifier,
     },
-    Gcm { nonce: Vec<u8>, tag_len: usize, nominal_key_len: usize, oid: ObjectIdentifier },
+    Gcm {
+        nonce: Vec<u8>,
+        tag_len: usize,
+        nominal_key_len: usize,
+        oid: ObjectIdentifier,
+    },
 }
 
 impl ContentCipher {
@@ -76,7 +81,11 @@ pub fn parse(alg_der: &[u8], offset: u64) -> Result<ContentCipher> {
     let mut s = r.contents_reader(&seq);
     let alg = s.read_oid("contentEncryptionAlgorithm.algorithm")?;
     let params_at = s.offset();
-    let params = if s.at_end_of(&seq) { None } else { Some(s.read_raw("contentEncryptionAlgorithm.parameters")?) };
+    let params = if s.at_end_of(&seq) {
+        None
+    } else {
+        Some(s.read_raw("contentEncryptionAlgorithm.parameters")?)
+    };
     let bad = |detail: &str| Error::BadParameters {
         what: "content cipher",
         oid: oid::name(&alg),
@@ -93,9 +102,18 @@ pub fn parse(alg_der: &[u8], offset: u64) -> Result<ContentCipher> {
     };
     let cbc = |cipher: BlockCipher, iv: Vec<u8>, nominal: Option<usize>| -> Result<ContentCipher> {
         if iv.len() != cipher.block_len() {
-            return Err(bad(&format!("IV of {} bytes, block is {}", iv.len(), cipher.block_len())));
+            return Err(bad(&format!(
+                "IV of {} bytes, block is {}",
+                iv.len(),
+                cipher.block_len()
+            )));
         }
-        Ok(ContentCipher::Cbc { cipher, iv, nominal_key_len: nominal, oid: alg })
+        Ok(ContentCipher::Cbc {
+            cipher,
+            iv,
+            nominal_key_len: nominal,
+            oid: alg,
+        })
     };
 
     if alg == oid::DES_CBC {
@@ -103,7 +121,13 @@ pub fn parse(alg_der: &[u8], offset: u64) -> Result<ContentCipher> {
     } else if alg == oid::DES_EDE3_CBC {
         cbc(BlockCipher::DesEde3, octets(params)?, Some(24))
     } else if alg == oid::AES128_CBC || alg == oid::AES192_CBC || alg == oid::AES256_CBC {
-        let n = if alg == oid::AES128_CBC { 16 } else if alg == oid::AES192_CBC { 24 } else { 32 };
+        let n = if alg == oid::AES128_CBC {
+            16
+        } else if alg == oid::AES192_CBC {
+            24
+        } else {
+            32
+        };
         cbc(BlockCipher::Aes, octets(params)?, Some(n))
     } else if alg == oid::RC2_CBC {
         // RC2-CBCParameter ::= SEQUENCE { rc2ParameterVersion INTEGER OPTIONAL, iv OCTET STRING }
@@ -130,12 +154,26 @@ pub fn parse(alg_der: &[u8], offset: u64) -> Result<ContentCipher> {
             None => 32,
             Some(v) => rc2_effective_bits(v).unwrap_or(0),
         };
-        cbc(BlockCipher::Rc2 { effective_bits: bits }, iv, None)
+        cbc(
+            BlockCipher::Rc2 {
+                effective_bits: bits,
+            },
+            iv,
+            None,
+        )
     } else if alg == oid::CAST5_CBC {
-        // CAST5CBCParameters ::= SEQUENCE { iv OCTET STRING DEFAULT 0, keyLength INTEGER }
+        // CAST5CBCParameters ::= SEQUENCE { iv OCTET STRING DEFAULT 0, keyLength INTEGER } (RFC 2984).
+        // OpenSSL writes only the IV OCTET STRING; the key length then comes from the CEK.
         let p = params.ok_or_else(|| bad("parameters missing"))?;
         let mut pr = Reader::with_base(p, params_at);
-        let h = pr.expect(Tag::SEQUENCE, "CAST5CBCParameters")?;
+        let h = pr.header("CAST5CBCParameters")?;
+        if h.tag.is_universal(4) {
+            let iv = ber::collect_string(&mut pr, &h, 64)?;
+            return cbc(BlockCipher::Cast5, iv, None);
+        }
+        if !h.tag.is_universal(16) {
+            return Err(bad("neither SEQUENCE nor OCTET STRING"));
+        }
         let mut ps = pr.contents_reader(&h);
         let iv = if ps.peek_tag().is_some_and(|t| t.is_universal(4)) {
             let ivh = ps.header("CAST5 IV")?;
@@ -151,17 +189,35 @@ pub fn parse(alg_der: &[u8], offset: u64) -> Result<ContentCipher> {
     } else if alg == oid::AES128_GCM || alg == oid::AES192_GCM || alg == oid::AES256_GCM {
         let p = params.ok_or_else(|| bad("parameters missing"))?;
         let (nonce, tag_len) = super::gcm::parse_gcm_parameters(p)?;
-        let n = if alg == oid::AES128_GCM { 16 } else if alg == oid::AES192_GCM { 24 } else { 32 };
-        Ok(ContentCipher::Gcm { nonce, tag_len, nominal_key_len: n, oid: alg })
+        let n = if alg == oid::AES128_GCM {
+            16
+        } else if alg == oid::AES192_GCM {
+            24
+        } else {
+            32
+        };
+        Ok(ContentCipher::Gcm {
+            nonce,
+            tag_len,
+            nominal_key_len: n,
+            oid: alg,
+        })
     } else {
-        Err(Error::UnsupportedAlgorithm { what: "content cipher", oid: oid::name(&alg) })
+        Err(Error::UnsupportedAlgorithm {
+            what: "content cipher",
+            oid: oid::name(&alg),
+        })
     }
 }
 
 /// Fills in an RC2 effective key length the parameters did not give (an unknown version
 /// number, e.g. the 0xC4 seen in 1997 Netscape mail): the transported key length decides.
 pub fn resolve_rc2(cipher: &mut ContentCipher, cek_len: usize) {
-    if let ContentCipher::Cbc { cipher: BlockCipher::Rc2 { effective_bits }, .. } = cipher {
+    if let ContentCipher::Cbc {
+        cipher: BlockCipher::Rc2 { effective_bits },
+        ..
+    } = cipher
+    {
         if *effective_bits == 0 {
             *effective_bits = u16::try_from(cek_len * 8).unwrap_or(1024).min(1024);
         }
@@ -181,7 +237,9 @@ mod tests {
         out
     }
 
-    const AES128_OID: [u8; 11] = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
+    const AES128_OID: [u8; 11] = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02,
+    ];
     const RC2_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x03, 0x02];
 
     #[test]
@@ -189,7 +247,14 @@ mod tests {
         let mut p = vec![0x04, 16];
         p.extend_from_slice(&[7u8; 16]);
         let c = parse(&alg(&AES128_OID, &p), 0).unwrap();
-        assert!(matches!(c, ContentCipher::Cbc { cipher: BlockCipher::Aes, nominal_key_len: Some(16), .. }));
+        assert!(matches!(
+            c,
+            ContentCipher::Cbc {
+                cipher: BlockCipher::Aes,
+                nominal_key_len: Some(16),
+                ..
+            }
+        ));
         assert!(c.accepts_key_len(32), "the CEK length wins over the OID");
     }
 
@@ -202,7 +267,11 @@ mod tests {
 
     #[test]
     fn rc2_versions() {
-        for (version, bits) in [(&[0x00u8, 0xa0][..], 40u16), (&[0x78][..], 64), (&[0x3a][..], 128)] {
+        for (version, bits) in [
+            (&[0x00u8, 0xa0][..], 40u16),
+            (&[0x78][..], 64),
+            (&[0x3a][..], 128),
+        ] {
             let mut seq = vec![0x02, version.len() as u8];
             seq.extend_from_slice(version);
             seq.extend_from_slice(&[0x04, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
@@ -214,10 +283,18 @@ mod tests {
             );
         }
         // The odd single-byte 0xC4 of 1997 Netscape mail: resolved from the key length.
-        let p = [0x30, 0x0d, 0x02, 0x01, 0xc4, 0x04, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let p = [
+            0x30, 0x0d, 0x02, 0x01, 0xc4, 0x04, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
         let mut c = parse(&alg(&RC2_OID, &p), 0).unwrap();
         resolve_rc2(&mut c, 5);
-        assert!(matches!(c, ContentCipher::Cbc { cipher: BlockCipher::Rc2 { effective_bits: 40 }, .. }));
+        assert!(matches!(
+            c,
+            ContentCipher::Cbc {
+                cipher: BlockCipher::Rc2 { effective_bits: 40 },
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -16,7 +16,10 @@ use zeroize::Zeroizing;
 pub struct AwsLc;
 
 fn crypto_err(operation: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> Error {
-    move |_| Error::Crypto { operation, detail: "rejected by aws-lc".into() }
+    move |_| Error::Crypto {
+        operation,
+        detail: "rejected by aws-lc".into(),
+    }
 }
 
 struct AwsRsa {
@@ -63,7 +66,10 @@ impl RsaPrivateKey for AwsRsa {
                 .fallback
                 .get_or_init(|| super::rustcrypto_rsa::parse(&self.pkcs8))
                 .as_ref()
-                .map_err(|e| Error::Crypto { operation: "RSA key setup", detail: e.clone() })?;
+                .map_err(|e| Error::Crypto {
+                    operation: "RSA key setup",
+                    detail: e.clone(),
+                })?;
             return super::rustcrypto_rsa::decrypt_oaep(key, hash, mgf1, label, ciphertext);
         };
         let mut out = Zeroizing::new(vec![0u8; self.oaep.min_output_size()]);
@@ -101,7 +107,10 @@ impl EcPrivateKey for AwsEc {
         agreement::agree(
             &self.key,
             peer,
-            Error::Crypto { operation: "ECDH", detail: "peer public key rejected".into() },
+            Error::Crypto {
+                operation: "ECDH",
+                detail: "peer public key rejected".into(),
+            },
             |z| Ok(Zeroizing::new(z.to_vec())),
         )
     }
@@ -132,13 +141,18 @@ impl CbcDecrypt for AwsCbc {
                 cipher::DecryptionContext::Iv64(iv.into())
             }
         };
-        self.key.decrypt(data, ctx).map_err(crypto_err("CBC decryption"))?;
+        self.key
+            .decrypt(data, ctx)
+            .map_err(crypto_err("CBC decryption"))?;
         Ok(())
     }
 }
 
 fn bad_iv() -> Error {
-    Error::Crypto { operation: "CBC", detail: "IV length".into() }
+    Error::Crypto {
+        operation: "CBC",
+        detail: "IV length".into(),
+    }
 }
 
 struct AwsAes(cipher::EncryptingKey);
@@ -146,12 +160,17 @@ struct AwsAes(cipher::EncryptingKey);
 impl AesEncrypt for AwsAes {
     fn encrypt_blocks(&self, data: &mut [u8]) -> Result<()> {
         if data.len() % 16 != 0 {
-            return Err(Error::Crypto { operation: "AES", detail: "partial block".into() });
+            return Err(Error::Crypto {
+                operation: "AES",
+                detail: "partial block".into(),
+            });
         }
         if data.is_empty() {
             return Ok(());
         }
-        self.0.encrypt(data).map_err(crypto_err("AES block encryption"))?;
+        self.0
+            .encrypt(data)
+            .map_err(crypto_err("AES block encryption"))?;
         Ok(())
     }
 }
@@ -162,7 +181,10 @@ fn aes_alg(key: &[u8]) -> Result<&'static cipher::Algorithm> {
         24 => &cipher::AES_192,
         32 => &cipher::AES_256,
         n => {
-            return Err(Error::Crypto { operation: "AES key setup", detail: format!("{n}-byte key") });
+            return Err(Error::Crypto {
+                operation: "AES key setup",
+                detail: format!("{n}-byte key"),
+            });
         }
     })
 }
@@ -179,10 +201,20 @@ impl CryptoProvider for AwsLc {
                 detail: e.to_string(),
             })
         };
-        let k1 = parse()?;
+        let k1 = match parse() {
+            Ok(k) => k,
+            // aws-lc refuses moduli under 2048 bits; old archives are full of 1024-bit keys.
+            Err(e) if e.to_string().contains("TooSmall") => {
+                return Ok(Box::new(super::rustcrypto_rsa::RustCryptoRsa::from_pkcs8(
+                    pkcs8_der,
+                )?));
+            }
+            Err(e) => return Err(e),
+        };
         let size = k1.key_size_bytes();
         let pkcs1 = rsa::Pkcs1PrivateDecryptingKey::new(k1).map_err(crypto_err("RSA key setup"))?;
-        let oaep = rsa::OaepPrivateDecryptingKey::new(parse()?).map_err(crypto_err("RSA key setup"))?;
+        let oaep =
+            rsa::OaepPrivateDecryptingKey::new(parse()?).map_err(crypto_err("RSA key setup"))?;
         Ok(Box::new(AwsRsa {
             pkcs1,
             oaep,
@@ -193,9 +225,13 @@ impl CryptoProvider for AwsLc {
     }
 
     fn ec_private_key(&self, curve: EcCurve, pkcs8_der: &[u8]) -> Result<Box<dyn EcPrivateKey>> {
-        let key = agreement::PrivateKey::from_private_key_der(ec_alg(curve), pkcs8_der).map_err(
-            |e| Error::Crypto { operation: "EC key setup", detail: e.to_string() },
-        )?;
+        let key =
+            agreement::PrivateKey::from_private_key_der(ec_alg(curve), pkcs8_der).map_err(|e| {
+                Error::Crypto {
+                    operation: "EC key setup",
+                    detail: e.to_string(),
+                }
+            })?;
         Ok(Box::new(AwsEc { curve, key }))
     }
 
@@ -215,19 +251,25 @@ impl CryptoProvider for AwsLc {
         };
         let unbound = cipher::UnboundCipherKey::new(alg, key);
         match unbound.and_then(cipher::DecryptingKey::cbc) {
-            Ok(key) => Ok(Box::new(AwsCbc { key, block: c.block_len() })),
+            Ok(key) => Ok(Box::new(AwsCbc {
+                key,
+                block: c.block_len(),
+            })),
             // aws-lc refuses weak and degenerate DES keys. A sender's random CEK can be one (rarely),
             // and the message must still open, so such keys go to the RustCrypto implementation.
             Err(_) if matches!(c, BlockCipher::Des | BlockCipher::DesEde3) => {
                 rustcrypto::des_cbc(c, key)
             }
-            Err(_) => Err(Error::Crypto { operation: "cipher key setup", detail: format!("{c:?}") }),
+            Err(_) => Err(Error::Crypto {
+                operation: "cipher key setup",
+                detail: format!("{c:?}"),
+            }),
         }
     }
 
     fn aes_encryptor(&self, key: &[u8]) -> Result<Box<dyn AesEncrypt>> {
-        let unbound =
-            cipher::UnboundCipherKey::new(aes_alg(key)?, key).map_err(crypto_err("AES key setup"))?;
+        let unbound = cipher::UnboundCipherKey::new(aes_alg(key)?, key)
+            .map_err(crypto_err("AES key setup"))?;
         let key = cipher::EncryptingKey::ecb(unbound).map_err(crypto_err("AES key setup"))?;
         Ok(Box::new(AwsAes(key)))
     }

@@ -69,7 +69,9 @@ pub enum BlockCipher {
     Des,
     DesEde3,
     /// RC2 with the effective key length (in bits) from its parameters.
-    Rc2 { effective_bits: u16 },
+    Rc2 {
+        effective_bits: u16,
+    },
     Cast5,
     Aes,
 }
@@ -171,7 +173,10 @@ pub(crate) fn check_blocks(len: usize, block: usize, iv: &[u8]) -> Result<()> {
     if len % block != 0 || iv.len() != block {
         return Err(crate::Error::Crypto {
             operation: "CBC",
-            detail: format!("data length {len} or IV length {} does not fit block size {block}", iv.len()),
+            detail: format!(
+                "data length {len} or IV length {} does not fit block size {block}",
+                iv.len()
+            ),
         });
     }
     Ok(())

@@ -20,29 +20,6 @@ use zeroize::Zeroizing;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PureRust;
 
-struct PureRsa(rsa::PrivateKey);
-
-impl RsaPrivateKey for PureRsa {
-    fn size_bytes(&self) -> usize {
-        use rsa::traits::PublicKeyParts;
-        self.0.size()
-    }
-
-    fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        rustcrypto_rsa::decrypt_pkcs1v15(&self.0, ciphertext)
-    }
-
-    fn decrypt_oaep(
-        &self,
-        hash: HashAlg,
-        mgf1: HashAlg,
-        label: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        rustcrypto_rsa::decrypt_oaep(&self.0, hash, mgf1, label, ciphertext)
-    }
-}
-
 enum PureAes {
     Aes128(aes::Aes128),
     Aes192(aes::Aes192),
@@ -84,11 +61,9 @@ impl CryptoProvider for PureRust {
     }
 
     fn rsa_private_key(&self, pkcs8_der: &[u8]) -> Result<Box<dyn RsaPrivateKey>> {
-        let key = rustcrypto_rsa::parse(pkcs8_der).map_err(|detail| Error::Crypto {
-            operation: "RSA key setup",
-            detail,
-        })?;
-        Ok(Box::new(PureRsa(key)))
+        Ok(Box::new(rustcrypto_rsa::RustCryptoRsa::from_pkcs8(
+            pkcs8_der,
+        )?))
     }
 
     fn ec_private_key(&self, curve: EcCurve, _pkcs8_der: &[u8]) -> Result<Box<dyn EcPrivateKey>> {

@@ -34,7 +34,10 @@ where
 }
 
 fn bad_iv() -> Error {
-    Error::Crypto { operation: "CBC", detail: "block size mismatch".into() }
+    Error::Crypto {
+        operation: "CBC",
+        detail: "block size mismatch".into(),
+    }
 }
 
 /// RC2 with an explicit effective key length (RFC 2268), the way CMS parameters give it.
@@ -45,24 +48,36 @@ pub(crate) fn rc2(key: &[u8], effective_bits: u16) -> Result<RustCryptoCbc<rc2::
             detail: format!("{}-byte key, {effective_bits} effective bits", key.len()),
         });
     }
-    Ok(RustCryptoCbc(rc2::Rc2::new_with_eff_key_len(key, effective_bits as usize)))
+    Ok(RustCryptoCbc(rc2::Rc2::new_with_eff_key_len(
+        key,
+        effective_bits as usize,
+    )))
 }
 
 /// CAST5 (RFC 2144) with a 40..128-bit key.
 pub(crate) fn cast5(key: &[u8]) -> Result<RustCryptoCbc<cast5::Cast5>> {
     use cipher::KeyInit;
-    cast5::Cast5::new_from_slice(key).map(RustCryptoCbc).map_err(|_| Error::Crypto {
-        operation: "CAST5 key setup",
-        detail: format!("{}-byte key (5..=16 allowed)", key.len()),
-    })
+    cast5::Cast5::new_from_slice(key)
+        .map(RustCryptoCbc)
+        .map_err(|_| Error::Crypto {
+            operation: "CAST5 key setup",
+            detail: format!("{}-byte key (5..=16 allowed)", key.len()),
+        })
 }
 
 /// DES / 3DES CBC from RustCrypto (the pure-Rust provider, and aws-lc's fallback for weak keys).
 pub(crate) fn des_cbc(c: super::BlockCipher, key: &[u8]) -> Result<Box<dyn CbcDecrypt>> {
     use cipher::KeyInit;
-    let err = |_| Error::Crypto { operation: "DES key setup", detail: format!("{}-byte key", key.len()) };
+    let err = |_| Error::Crypto {
+        operation: "DES key setup",
+        detail: format!("{}-byte key", key.len()),
+    };
     match c {
-        super::BlockCipher::Des => Ok(Box::new(RustCryptoCbc(des::Des::new_from_slice(key).map_err(err)?))),
-        _ => Ok(Box::new(RustCryptoCbc(des::TdesEde3::new_from_slice(key).map_err(err)?))),
+        super::BlockCipher::Des => Ok(Box::new(RustCryptoCbc(
+            des::Des::new_from_slice(key).map_err(err)?,
+        ))),
+        _ => Ok(Box::new(RustCryptoCbc(
+            des::TdesEde3::new_from_slice(key).map_err(err)?,
+        ))),
     }
 }
