@@ -1,0 +1,441 @@
+//! `unseal decrypt`: every INPUT into DIR/B, in parallel across mailboxes and items, resumable.
+//! With `--in-place --backup DIR`: the original is copied to the backup (hash checked), the
+//! output is produced beside the original and renamed over it.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use rayon::prelude::*;
+use unseal_mailbox::{Format, OutFormat};
+
+use crate::args::{DecryptCmd, OutFormatArg};
+use crate::pipeline::{self, Counts, Ctx, MailboxJob, MailboxResult, Shared};
+use crate::progress::Progress;
+use crate::report::{Record, Report, sha256_hex};
+use crate::uc::mime::MessageOptions;
+use crate::uc::{DecryptOptions, Decryptor};
+use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
+
+/// Nesting of envelopes inside envelopes that is still opened.
+pub const MAX_DEPTH: usize = 8;
+
+fn out_format(arg: Option<OutFormatArg>, f: Format) -> Result<OutFormat, String> {
+    match (arg, f) {
+        (None, f) => Ok(OutFormat::for_input(f)),
+        (Some(OutFormatArg::Mbox), Format::Pst) => Ok(OutFormat::MboxPerFolder),
+        (Some(OutFormatArg::Mbox), _) => Ok(OutFormat::Mbox),
+        (Some(OutFormatArg::Maildir), Format::Maildir | Format::Pst) => Ok(OutFormat::Maildir),
+        (Some(OutFormatArg::Maildir), _) => {
+            Err("--out-format maildir needs a Maildir or PST input".into())
+        }
+    }
+}
+
+/// One input, prepared: either a job or the reason it cannot run.
+struct Prepared {
+    job: Result<MailboxJob, String>,
+    name: String,
+    in_place: Option<InPlace>,
+}
+
+struct InPlace {
+    original: PathBuf,
+    backup: PathBuf,
+    /// Hashes of the original's files (relative path -> sha256), checked again before replacing.
+    hashes: Vec<(PathBuf, String)>,
+}
+
+pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
+    if let Some(n) = cmd.jobs
+        && let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+    {
+        log(&format!("--jobs: {e}"));
+    }
+    let loaded = match keys::load(&cmd.keys, verbose) {
+        Ok(l) => l,
+        Err(e) => {
+            log(&e);
+            return EXIT_FATAL;
+        }
+    };
+    if loaded.ring.keys().is_empty() {
+        log("no usable key loaded: nothing can be decrypted (give --key FILE or --keys DIR)");
+        return EXIT_FATAL;
+    }
+    let report = match Report::create(cmd.report.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            log(&e);
+            return EXIT_FATAL;
+        }
+    };
+    let dec = match Decryptor::new(
+        &loaded.ring,
+        crate::uc::provider::default_provider(),
+        DecryptOptions {
+            try_all_keys: cmd.try_all_keys,
+            check_mime: true,
+        },
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            log(&format!("cannot prepare the keys: {e}"));
+            return EXIT_FATAL;
+        }
+    };
+    let ctx = Ctx {
+        dec: &dec,
+        msg_opts: MessageOptions {
+            trace_header: !cmd.no_trace_header,
+            max_depth: MAX_DEPTH,
+            timestamp: crate::report::now_rfc2822(),
+        },
+        verbose,
+        try_all: cmd.try_all_keys,
+    };
+
+    let journal_root = match (&cmd.out, &cmd.backup) {
+        (Some(o), _) => o.clone(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => {
+            log("--out DIR is required");
+            return EXIT_FATAL;
+        }
+    };
+    if let Err(e) = unseal_mailbox::atomic::create_dir_all_private(&journal_root) {
+        log(&format!("{}: cannot create: {e}", journal_root.display()));
+        return EXIT_FATAL;
+    }
+    if let Some(b) = &cmd.backup
+        && let Err(e) = unseal_mailbox::atomic::create_dir_all_private(b)
+    {
+        log(&format!(
+            "{}: cannot create backup folder: {e}",
+            b.display()
+        ));
+        return EXIT_FATAL;
+    }
+
+    let mut seen = HashSet::new();
+    let prepared: Vec<Prepared> = cmd
+        .inputs
+        .iter()
+        .map(|input| prepare(cmd, input, &journal_root, &mut seen))
+        .collect();
+
+    let progress = Progress::new(pipeline::total_size(&cmd.inputs), "decrypt");
+    let shared = Shared {
+        ctx: &ctx,
+        report: &report,
+        progress: &progress,
+        stop,
+    };
+    let results: Vec<MailboxResult> = prepared
+        .into_par_iter()
+        .map(|p| run_one(p, &shared))
+        .collect();
+    let rate = progress.finish();
+
+    let mut total = Counts::default();
+    let mut failed_boxes = Vec::new();
+    let mut interrupted = false;
+    let mut keys_used = BTreeSet::new();
+    for r in &results {
+        total.merge(&r.counts);
+        keys_used.extend(r.keys_used.iter().cloned());
+        interrupted |= r.interrupted;
+        let mut line = format!("{}: {}", r.name, r.counts.line());
+        if let Some(o) = &r.output {
+            line.push_str(&format!(" -> {}", o.display()));
+        }
+        if let Some(f) = &r.fatal {
+            line.push_str(&format!("; STOPPED: {f}"));
+            failed_boxes.push(r.name.clone());
+            let mut rec = Record::new(&r.name, "", r.name.clone(), "failed");
+            rec.reason = Some(f.clone());
+            report.item(&rec);
+        }
+        if r.interrupted {
+            line.push_str("; interrupted (run the same command again to continue)");
+        }
+        eprintln!("{line}");
+    }
+    for f in &loaded.failures {
+        let mut rec = Record::new("", "", f.file.display().to_string(), "failed");
+        rec.reason = Some(format!("key file: {}", f.reason));
+        report.item(&rec);
+    }
+    eprintln!(
+        "total: {} mailboxes, {}; {rate}",
+        results.len(),
+        total.line()
+    );
+    let summary = serde_json::json!({
+        "command": "decrypt",
+        "mailboxes": results.iter().map(|r| serde_json::json!({
+            "mailbox": r.name,
+            "counts": r.counts,
+            "output": r.output.as_ref().map(|o| o.display().to_string()),
+            "error": r.fatal,
+            "interrupted": r.interrupted,
+        })).collect::<Vec<_>>(),
+        "counts": total,
+        "keys_used": keys_used,
+        "key_files_failed": loaded.failures.iter().map(|f| format!("{}: {}", f.file.display(), f.reason)).collect::<Vec<_>>(),
+        "interrupted": interrupted,
+    });
+    if let Err(e) = report.summary(summary) {
+        log(&e);
+        return EXIT_FATAL;
+    }
+    if interrupted {
+        log("interrupted: the journal is consistent; run the same command again to continue");
+        EXIT_FATAL
+    } else if total.bad() || !failed_boxes.is_empty() {
+        EXIT_SOME
+    } else {
+        EXIT_OK
+    }
+}
+
+fn prepare(
+    cmd: &DecryptCmd,
+    input: &Path,
+    journal_root: &Path,
+    seen: &mut HashSet<String>,
+) -> Prepared {
+    let name = pipeline::base_name(input).unwrap_or_else(|| input.display().to_string());
+    let fail = |name: &str, e: String| Prepared {
+        job: Err(e),
+        name: name.to_string(),
+        in_place: None,
+    };
+    if !seen.insert(name.clone()) {
+        return fail(
+            &name,
+            format!(
+                "{}: another input has the same name {name}; decrypt it in a separate run or --out",
+                input.display()
+            ),
+        );
+    }
+    let format = match unseal_mailbox::detect(input) {
+        Ok(f) => f,
+        Err(e) => return fail(&name, e.to_string()),
+    };
+    let of = match out_format(cmd.out_format, format) {
+        Ok(f) => f,
+        Err(e) => return fail(&name, e),
+    };
+    let (out_root, in_place) = if cmd.in_place {
+        let Some(backup) = cmd.backup.as_ref() else {
+            return fail(&name, "--in-place needs --backup DIR".into());
+        };
+        if format == Format::Pst {
+            return fail(
+                &name,
+                "--in-place cannot replace a PST file; use --out".into(),
+            );
+        }
+        let parent = input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = parent.join(format!(".unseal-inplace-{name}"));
+        let jpath = crate::journal::path_for(journal_root, &name);
+        if crate::journal::Journal::read(&jpath).is_ok_and(|j| j.complete) {
+            // Replaced by an earlier run: the original is already the decrypted copy.
+            return Prepared {
+                job: Ok(MailboxJob {
+                    input: input.to_path_buf(),
+                    name: name.clone(),
+                    format,
+                    out_format: of,
+                    out_root: tmp,
+                    journal_root: journal_root.to_path_buf(),
+                    defer_complete: false,
+                }),
+                name,
+                in_place: None,
+            };
+        }
+        match make_backup(input, &backup.join(&name)) {
+            Ok(hashes) => (
+                tmp,
+                Some(InPlace {
+                    original: input.to_path_buf(),
+                    backup: backup.join(&name),
+                    hashes,
+                }),
+            ),
+            Err(e) => return fail(&name, format!("backup failed, original left alone: {e}")),
+        }
+    } else {
+        match &cmd.out {
+            Some(o) => (o.clone(), None),
+            None => return fail(&name, "--out DIR is required".into()),
+        }
+    };
+    Prepared {
+        job: Ok(MailboxJob {
+            input: input.to_path_buf(),
+            name: name.clone(),
+            format,
+            out_format: of,
+            out_root,
+            journal_root: journal_root.to_path_buf(),
+            defer_complete: in_place.is_some(),
+        }),
+        name,
+        in_place,
+    }
+}
+
+fn run_one(p: Prepared, sh: &Shared<'_>) -> MailboxResult {
+    let job = match p.job {
+        Ok(j) => j,
+        Err(e) => {
+            sh.progress.println(&format!("unseal: {}: {e}", p.name));
+            return MailboxResult {
+                name: p.name,
+                counts: Counts::default(),
+                fatal: Some(e),
+                output: None,
+                interrupted: false,
+                keys_used: BTreeSet::new(),
+            };
+        }
+    };
+    let mut res = pipeline::run_mailbox(&job, sh);
+    if let Some(ip) = p.in_place
+        && res.fatal.is_none()
+        && !res.interrupted
+        && let Some(out) = res.output.clone()
+        && out.exists()
+    {
+        match replace(&ip, &out, &job.out_root) {
+            Ok(final_path) => {
+                if let Err(e) = pipeline::mark_complete(&job.journal_root, &job.name, &final_path) {
+                    res.fatal = Some(e);
+                }
+                res.output = Some(final_path);
+            }
+            Err(e) => res.fatal = Some(format!("in-place replace failed, original kept: {e}")),
+        }
+    }
+    if let Some(e) = &res.fatal {
+        sh.progress.println(&format!("unseal: {}: {e}", res.name));
+    }
+    res
+}
+
+/// Every regular file under `p` (or `p` itself), relative path -> sha256.
+fn hash_tree(p: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(p).sort_by_file_name() {
+        let e = e.map_err(|e| e.to_string())?;
+        if e.file_type().is_file() {
+            let data =
+                std::fs::read(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
+            let rel = e
+                .path()
+                .strip_prefix(p)
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
+            out.push((rel, sha256_hex(&data)));
+        }
+    }
+    Ok(out)
+}
+
+/// Copies `input` to `dest` (file or tree) and checks every file's hash. Never overwrites a
+/// backup file that differs from the original (that would destroy the only encrypted copy).
+fn make_backup(input: &Path, dest: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let orig = hash_tree(input)?;
+    let existing: std::collections::HashMap<PathBuf, String> = if dest.exists() {
+        hash_tree(dest)?.into_iter().collect()
+    } else {
+        Default::default()
+    };
+    for (rel, hash) in &orig {
+        match existing.get(rel) {
+            Some(h) if h == hash => continue,
+            Some(_) => {
+                return Err(format!(
+                    "{}: a different file is already in the backup; move it away first",
+                    dest.join(rel).display()
+                ));
+            }
+            None => {}
+        }
+        let (src, target) = if rel.as_os_str().is_empty() {
+            (input.to_path_buf(), dest.to_path_buf())
+        } else {
+            (input.join(rel), dest.join(rel))
+        };
+        if let Some(dir) = target.parent() {
+            unseal_mailbox::atomic::create_dir_all_private(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let data = std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+        unseal_mailbox::atomic::write_atomic(&target, &data, None)
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+    }
+    let copy: std::collections::HashMap<PathBuf, String> = hash_tree(dest)?.into_iter().collect();
+    if orig.iter().any(|(rel, h)| copy.get(rel) != Some(h)) {
+        return Err(format!(
+            "{}: the copy does not match the original",
+            dest.display()
+        ));
+    }
+    Ok(orig)
+}
+
+/// Puts the decrypted output in the original's place.
+fn replace(ip: &InPlace, out: &Path, tmp_root: &Path) -> Result<PathBuf, String> {
+    // The backup must still match the original as it is now.
+    let now = hash_tree(&ip.original)?;
+    let backup: std::collections::HashMap<PathBuf, String> =
+        hash_tree(&ip.backup)?.into_iter().collect();
+    if now != ip.hashes || ip.hashes.iter().any(|(rel, h)| backup.get(rel) != Some(h)) {
+        return Err("original or backup changed since the backup was made".into());
+    }
+    let parent = ip
+        .original
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let final_path = if ip.original.is_dir() {
+        let name = ip
+            .original
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let old = parent.join(format!(".unseal-old-{name}"));
+        std::fs::rename(&ip.original, &old)
+            .map_err(|e| format!("{}: {e}", ip.original.display()))?;
+        if let Err(e) = std::fs::rename(out, &ip.original) {
+            let _ = std::fs::rename(&old, &ip.original);
+            return Err(format!("{}: {e}", ip.original.display()));
+        }
+        std::fs::remove_dir_all(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+        ip.original.clone()
+    } else {
+        // Single file or mbox: an atomic rename; the name may change (.msg -> .eml, x.p7m -> x).
+        let target = parent.join(out.file_name().unwrap_or_default());
+        unseal_mailbox::atomic::rename_durable(out, &target)
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+        if target != ip.original {
+            std::fs::remove_file(&ip.original)
+                .map_err(|e| format!("{}: {e}", ip.original.display()))?;
+        }
+        target
+    };
+    let _ = unseal_mailbox::atomic::fsync_dir(parent);
+    let _ = std::fs::remove_dir_all(tmp_root);
+    Ok(final_path)
+}

@@ -1,0 +1,4 @@
+pub mod decrypt;
+pub mod keys;
+pub mod scan;
+pub mod verify;

@@ -1,0 +1,249 @@
+//! The per-mailbox journal, `DIR/.unseal-journal/<B>.jsonl`: one JSON line per finished item,
+//! appended and fsynced in batches, only after the output they describe is durable. A re-run
+//! reads it to continue where the last run stopped; `verify` reads it for the recorded hashes.
+//!
+//! Lines: `{"t":"start",...}`, `{"t":"item","id":..,"status":..,"sha256_in":..,"sha256_out":..,
+//! "pos":..,"record":{..}}` (`pos`: the mbox sink position after the item, after sync), and
+//! `{"t":"complete",...}` once the output has its final name. A torn last line (power loss) is
+//! dropped on open.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Record;
+
+pub const DIR_NAME: &str = ".unseal-journal";
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Line {
+    Start {
+        input: String,
+        format: String,
+        output: String,
+        started: String,
+    },
+    Item {
+        id: String,
+        status: String,
+        sha256_in: Option<String>,
+        sha256_out: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pos: Option<u64>,
+        record: Box<Record>,
+    },
+    Complete {
+        output: String,
+        finished: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub status: String,
+    pub sha256_in: Option<String>,
+    pub sha256_out: Option<String>,
+    pub record: Record,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: Option<File>,
+    pending: Vec<String>,
+    pub entries: HashMap<String, Entry>,
+    /// Ids in the order they were journaled.
+    pub order: Vec<String>,
+    /// Position after the last journaled mbox item.
+    pub last_pos: Option<u64>,
+    pub complete: bool,
+    pub started: bool,
+    /// The output path the run announced (sink output).
+    pub output: Option<String>,
+}
+
+pub fn path_for(root: &Path, name: &str) -> PathBuf {
+    root.join(DIR_NAME).join(format!("{name}.jsonl"))
+}
+
+impl Journal {
+    /// Reads what an earlier run journaled (nothing if there is no journal). Read-only until
+    /// the first append.
+    pub fn read(path: &Path) -> Result<Journal, String> {
+        let mut j = Journal {
+            path: path.to_path_buf(),
+            file: None,
+            pending: Vec::new(),
+            entries: HashMap::new(),
+            order: Vec::new(),
+            last_pos: None,
+            complete: false,
+            started: false,
+            output: None,
+        };
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(j),
+            Err(e) => return Err(format!("{}: cannot read journal: {e}", path.display())),
+        };
+        let mut good_end = 0usize;
+        let mut start = 0usize;
+        while let Some(nl) = data[start..].iter().position(|&b| b == b'\n') {
+            let line = &data[start..start + nl];
+            let Ok(parsed) = serde_json::from_slice::<Line>(line) else {
+                break;
+            };
+            j.apply(parsed);
+            start += nl + 1;
+            good_end = start;
+        }
+        if good_end < data.len() {
+            // A torn tail from a crash: cut it so later appends start on a line boundary.
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("{}: cannot repair journal: {e}", path.display()))?;
+            f.set_len(good_end as u64)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("{}: cannot repair journal: {e}", path.display()))?;
+        }
+        Ok(j)
+    }
+
+    fn apply(&mut self, l: Line) {
+        match l {
+            Line::Start { output, .. } => {
+                self.started = true;
+                self.output = Some(output);
+            }
+            Line::Item {
+                id,
+                status,
+                sha256_in,
+                sha256_out,
+                pos,
+                record,
+            } => {
+                if pos.is_some() {
+                    self.last_pos = pos;
+                }
+                if !self.entries.contains_key(&id) {
+                    self.order.push(id.clone());
+                }
+                self.entries.insert(
+                    id,
+                    Entry {
+                        status,
+                        sha256_in,
+                        sha256_out,
+                        record: *record,
+                    },
+                );
+            }
+            Line::Complete { .. } => self.complete = true,
+        }
+    }
+
+    /// Moves the old journal aside (kept as evidence) and starts empty.
+    pub fn restart(&mut self) -> Result<(), String> {
+        if self.path.exists() {
+            let mut aside = self.path.clone().into_os_string();
+            aside.push(format!(
+                ".old-{}",
+                crate::report::now_iso().replace(':', "")
+            ));
+            std::fs::rename(&self.path, &aside)
+                .map_err(|e| format!("{}: cannot move journal aside: {e}", self.path.display()))?;
+        }
+        self.file = None;
+        self.pending.clear();
+        self.entries.clear();
+        self.order.clear();
+        self.last_pos = None;
+        self.complete = false;
+        self.started = false;
+        Ok(())
+    }
+
+    /// Queues a line; durable after [`Journal::commit`].
+    pub fn push(&mut self, l: Line) {
+        if let Ok(s) = serde_json::to_string(&l) {
+            self.pending.push(s);
+        }
+        self.apply(l);
+    }
+
+    /// Appends the queued lines and fsyncs the journal.
+    pub fn commit(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let err = |e: std::io::Error| format!("{}: journal write failed: {e}", self.path.display());
+        if self.file.is_none() {
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            unseal_mailbox::atomic::create_dir_all_private(dir).map_err(err)?;
+            let existed = self.path.exists();
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(err)?;
+            f.seek(SeekFrom::End(0)).map_err(err)?;
+            if !existed {
+                let _ = unseal_mailbox::atomic::fsync_dir(dir);
+            }
+            self.file = Some(f);
+        }
+        let mut buf = String::new();
+        for l in self.pending.drain(..) {
+            buf.push_str(&l);
+            buf.push('\n');
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(buf.as_bytes()).map_err(err)?;
+            f.sync_data().map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_tail_is_dropped_and_appends_continue() {
+        let d = tempfile::tempdir().unwrap();
+        let p = path_for(d.path(), "x.mbox");
+        let mut j = Journal::read(&p).unwrap();
+        for (i, pos) in [(0, 10u64), (1, 25)] {
+            j.push(Line::Item {
+                id: i.to_string(),
+                status: "plain".into(),
+                sha256_in: None,
+                sha256_out: None,
+                pos: Some(pos),
+                record: Box::default(),
+            });
+        }
+        j.commit().unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"t\":\"item\",\"id\":\"2\",\"sta").unwrap();
+        drop(f);
+        let mut j = Journal::read(&p).unwrap();
+        assert_eq!(j.order, vec!["0", "1"]);
+        assert_eq!(j.last_pos, Some(25));
+        j.push(Line::Complete {
+            output: "o".into(),
+            finished: "t".into(),
+        });
+        j.commit().unwrap();
+        let j = Journal::read(&p).unwrap();
+        assert!(j.complete);
+        assert_eq!(j.entries.len(), 2);
+    }
+}

@@ -1,0 +1,629 @@
+//! Orchestration: one item through the library (decrypt or scan), and one mailbox through
+//! source -> parallel batches -> ordered sink -> journal. The cryptography and the MIME work
+//! live in unseal-core, the containers in unseal-mailbox.
+
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+use unseal_mailbox::{Format, Item, ItemKind, OutFormat};
+
+use crate::journal::{self, Journal, Line};
+use crate::progress::Progress;
+use crate::report::{Record, Report, item_name, sha256_hex};
+use crate::uc::cms::RecipientId;
+use crate::uc::mime::{self, MessageOptions};
+use crate::uc::{Decryptor, Error, LayerInfo};
+
+/// A batch is processed in parallel, then written in order; bounded by bytes and by count so a
+/// mailbox is never read far ahead.
+const BATCH_BYTES: usize = 16 << 20;
+const BATCH_ITEMS: usize = 64;
+
+pub struct Ctx<'a> {
+    pub dec: &'a Decryptor<'a>,
+    pub msg_opts: MessageOptions,
+    pub verbose: u8,
+    /// --try-all-keys: a missing recipient match is not yet a missing key.
+    pub try_all: bool,
+}
+
+pub fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Mbox => "mbox",
+        Format::Maildir => "maildir",
+        Format::EmlTree => "eml-tree",
+        Format::Eml => "eml",
+        Format::P7m => "p7m",
+        Format::Msg => "msg",
+        Format::Pst => "pst",
+    }
+}
+
+/// A recipient as the report shows it: issuer + serial or SKI, and the key's subject if known.
+pub fn recipient_text(dec: &Decryptor<'_>, r: &RecipientId) -> String {
+    match dec.keys().describe(r) {
+        Some(d) => format!("{r} ({d})"),
+        None => r.to_string(),
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: String) {
+    if !v.contains(&s) {
+        v.push(s);
+    }
+}
+
+fn fill_layers(ctx: &Ctx<'_>, rec: &mut Record, layers: &[&LayerInfo]) {
+    let mut ciphers = Vec::new();
+    let mut transports = Vec::new();
+    let mut keys = Vec::new();
+    for l in layers {
+        push_unique(&mut ciphers, l.content_cipher.clone());
+        push_unique(&mut transports, l.key_transport.clone());
+        for r in &l.recipients {
+            push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+        }
+        let key = match ctx.dec.keys().describe(&l.used_recipient) {
+            Some(d) => format!("{} ({d})", l.key_source),
+            None => l.key_source.clone(),
+        };
+        push_unique(&mut keys, key);
+    }
+    if !ciphers.is_empty() {
+        rec.cipher = Some(ciphers.join(" / "));
+        rec.key_transport = Some(transports.join(" / "));
+        rec.key = Some(keys.join("; "));
+    }
+}
+
+/// Status for an error: no_key when no recipient matched, failed otherwise.
+fn error_status(e: &Error) -> &'static str {
+    if e.kind() == "no_key" {
+        "no_key"
+    } else {
+        "failed"
+    }
+}
+
+/// The result of one item: the bytes to write (None = the input unchanged) and its record.
+pub struct Processed {
+    pub body: Option<Vec<u8>>,
+    pub record: Record,
+}
+
+/// Decrypts one item. Never panics outward: a panic in the library becomes a failed item.
+pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
+    let input = item.bytes();
+    let mut rec = Record::new(
+        mailbox,
+        &item.id,
+        item_name(mailbox, &item.id, indexed),
+        "plain",
+    );
+    rec.bytes_in = Some(input.len() as u64);
+    rec.sha256_in = Some(sha256_hex(input));
+    let run = || -> (Option<Vec<u8>>, Record) {
+        let mut rec = rec.clone();
+        match item.kind {
+            ItemKind::Passthrough => {
+                rec.status = "skipped".into();
+                rec.reason = Some("not a message: copied unchanged".into());
+                (None, rec)
+            }
+            ItemKind::Message => match mime::decrypt_message(ctx.dec, input, &ctx.msg_opts) {
+                Ok(out) => {
+                    let layers: Vec<&LayerInfo> = out.layers.iter().map(|l| &l.info).collect();
+                    fill_layers(ctx, &mut rec, &layers);
+                    if !out.signatures_removed.is_empty() {
+                        rec.reason = Some(format!(
+                            "signature removed: {}",
+                            out.signatures_removed.join("; ")
+                        ));
+                    }
+                    match out.output {
+                        Some(body) => {
+                            rec.status = "decrypted".into();
+                            (Some(body), rec)
+                        }
+                        None => (None, rec),
+                    }
+                }
+                Err(e) => {
+                    rec.status = error_status(&e).into();
+                    rec.reason = Some(e.to_string());
+                    if let Ok(envs) = mime::find_envelopes(input, &ctx.msg_opts) {
+                        for env in envs {
+                            if let Ok(s) = env.summary {
+                                if rec.cipher.is_none() {
+                                    rec.cipher = Some(s.content_cipher.clone());
+                                }
+                                for r in &s.recipients {
+                                    push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+                                }
+                            }
+                        }
+                    }
+                    (None, rec)
+                }
+            },
+            ItemKind::Cms => {
+                let mut buf = Vec::new();
+                match ctx.dec.decrypt_cms_with(input, &mut buf, false) {
+                    Ok(info) => {
+                        fill_layers(ctx, &mut rec, &[&info]);
+                        rec.status = "decrypted".into();
+                        (Some(buf), rec)
+                    }
+                    Err(e) if e.kind() == "not_enveloped" => {
+                        rec.reason = Some(e.to_string());
+                        (None, rec)
+                    }
+                    Err(e) => {
+                        rec.status = error_status(&e).into();
+                        rec.reason = Some(e.to_string());
+                        if let Ok(s) = Decryptor::inspect_cms(input) {
+                            rec.cipher = Some(s.content_cipher.clone());
+                            for r in &s.recipients {
+                                push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+                            }
+                        }
+                        (None, rec)
+                    }
+                }
+            }
+        }
+    };
+    let (body, mut rec) = match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(r) => r,
+        Err(_) => {
+            let mut r = rec;
+            r.status = "failed".into();
+            r.reason = Some("internal error while decrypting (copied unchanged)".into());
+            (None, r)
+        }
+    };
+    if matches!(rec.status.as_str(), "no_key" | "failed") {
+        let why = rec.reason.take().unwrap_or_default();
+        rec.reason = Some(format!("{why} (copied unchanged)"));
+    }
+    let out = body.as_deref().unwrap_or(input);
+    rec.bytes_out = Some(out.len() as u64);
+    rec.sha256_out = Some(sha256_hex(out));
+    Processed { body, record: rec }
+}
+
+/// Scan result of one item: its record and the recipients without a key.
+pub struct Scanned {
+    pub record: Record,
+    pub missing: Vec<String>,
+}
+
+/// Looks at one item without writing anything; with `trial`, decrypts it in memory.
+pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial: bool) -> Scanned {
+    let input = item.bytes();
+    let mut rec = Record::new(
+        mailbox,
+        &item.id,
+        item_name(mailbox, &item.id, indexed),
+        "plain",
+    );
+    rec.bytes_in = Some(input.len() as u64);
+    rec.sha256_in = Some(sha256_hex(input));
+    let base = rec.clone();
+    let run = || -> Scanned {
+        let mut rec = base.clone();
+        let mut missing = Vec::new();
+        let summaries = match item.kind {
+            ItemKind::Passthrough => {
+                rec.status = "skipped".into();
+                rec.reason = Some("not a message".into());
+                return Scanned {
+                    record: rec,
+                    missing,
+                };
+            }
+            ItemKind::Message => match mime::find_envelopes(input, &ctx.msg_opts) {
+                Ok(envs) => envs.into_iter().map(|e| e.summary).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            },
+            ItemKind::Cms => match Decryptor::inspect_cms(input) {
+                Err(e) if e.kind() == "not_enveloped" => vec![],
+                r => vec![r],
+            },
+        };
+        if summaries.is_empty() {
+            return Scanned {
+                record: rec,
+                missing,
+            };
+        }
+        let mut ciphers = Vec::new();
+        let mut all_keyed = true;
+        for s in summaries {
+            match s {
+                Ok(s) => {
+                    push_unique(&mut ciphers, s.content_cipher.clone());
+                    let keyed = s
+                        .recipients
+                        .iter()
+                        .any(|r| !ctx.dec.keys().lookup(r).is_empty());
+                    for r in &s.recipients {
+                        push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+                        if !keyed {
+                            push_unique(&mut missing, recipient_text(ctx.dec, r));
+                        }
+                    }
+                    all_keyed &= keyed;
+                }
+                Err(e) => {
+                    rec.status = "failed".into();
+                    rec.reason = Some(e.to_string());
+                    return Scanned {
+                        record: rec,
+                        missing,
+                    };
+                }
+            }
+        }
+        rec.cipher = Some(ciphers.join(" / "));
+        rec.status = if all_keyed { "key_found" } else { "no_key" }.into();
+        if trial && (all_keyed || ctx.try_all) {
+            let res = match item.kind {
+                ItemKind::Cms => ctx
+                    .dec
+                    .decrypt_cms_with(input, &mut std::io::sink(), false)
+                    .map(|i| vec![i]),
+                _ => mime::decrypt_message(ctx.dec, input, &ctx.msg_opts)
+                    .map(|o| o.layers.into_iter().map(|l| l.info).collect()),
+            };
+            match res {
+                Ok(layers) => {
+                    let refs: Vec<&LayerInfo> = layers.iter().collect();
+                    fill_layers(ctx, &mut rec, &refs);
+                    rec.status = "decrypted".into();
+                    missing.clear();
+                }
+                Err(e) => {
+                    rec.status = error_status(&e).into();
+                    rec.reason = Some(format!("trial decryption: {e}"));
+                }
+            }
+        } else if !all_keyed {
+            rec.reason = Some("no key for any recipient".into());
+        }
+        Scanned {
+            record: rec,
+            missing,
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(s) => s,
+        Err(_) => {
+            let mut r = rec;
+            r.status = "failed".into();
+            r.reason = Some("internal error while scanning".into());
+            Scanned {
+                record: r,
+                missing: vec![],
+            }
+        }
+    }
+}
+
+/// Counts per status.
+#[derive(Default, Debug, Clone, serde::Serialize)]
+pub struct Counts {
+    pub items: u64,
+    pub decrypted: u64,
+    pub plain: u64,
+    pub no_key: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub key_found: u64,
+    pub resumed: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: &str) {
+        self.items += 1;
+        match status {
+            "decrypted" => self.decrypted += 1,
+            "plain" => self.plain += 1,
+            "no_key" => self.no_key += 1,
+            "skipped" => self.skipped += 1,
+            "key_found" => self.key_found += 1,
+            _ => self.failed += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Counts) {
+        self.items += o.items;
+        self.decrypted += o.decrypted;
+        self.plain += o.plain;
+        self.no_key += o.no_key;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+        self.key_found += o.key_found;
+        self.resumed += o.resumed;
+    }
+
+    pub fn bad(&self) -> bool {
+        self.no_key > 0 || self.failed > 0
+    }
+
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{} items: {} decrypted, {} plain, {} no key, {} failed",
+            self.items, self.decrypted, self.plain, self.no_key, self.failed
+        );
+        if self.skipped > 0 {
+            s.push_str(&format!(", {} other files copied", self.skipped));
+        }
+        if self.resumed > 0 {
+            s.push_str(&format!(" ({} done by an earlier run)", self.resumed));
+        }
+        s
+    }
+}
+
+/// One mailbox to decrypt.
+pub struct MailboxJob {
+    pub input: PathBuf,
+    /// B: the input's base name (the journal's and the report's name for it).
+    pub name: String,
+    pub format: Format,
+    pub out_format: OutFormat,
+    pub out_root: PathBuf,
+    pub journal_root: PathBuf,
+    /// In-place runs mark the journal complete only after the original was replaced.
+    pub defer_complete: bool,
+}
+
+pub struct MailboxResult {
+    pub name: String,
+    pub counts: Counts,
+    /// The mailbox could not be processed to the end (unreadable, output not writable).
+    pub fatal: Option<String>,
+    pub output: Option<PathBuf>,
+    pub interrupted: bool,
+    pub keys_used: BTreeSet<String>,
+}
+
+pub struct Shared<'a> {
+    pub ctx: &'a Ctx<'a>,
+    pub report: &'a Report,
+    pub progress: &'a Progress,
+    pub stop: &'a AtomicBool,
+}
+
+impl MailboxResult {
+    fn new(name: &str) -> Self {
+        MailboxResult {
+            name: name.to_string(),
+            counts: Counts::default(),
+            fatal: None,
+            output: None,
+            interrupted: false,
+            keys_used: BTreeSet::new(),
+        }
+    }
+
+    fn note(&mut self, sh: &Shared<'_>, rec: &Record, resumed: bool) {
+        self.counts.add(&rec.status);
+        if resumed {
+            self.counts.resumed += 1;
+        }
+        if rec.status == "decrypted"
+            && let Some(k) = &rec.key
+        {
+            self.keys_used.insert(k.clone());
+        }
+        sh.report.item(rec);
+        if !resumed && matches!(rec.status.as_str(), "no_key" | "failed") {
+            sh.progress.println(&format!(
+                "unseal: {}: {}: {}",
+                rec.item,
+                rec.status,
+                rec.reason.as_deref().unwrap_or("")
+            ));
+        } else if sh.ctx.verbose > 1 && !resumed {
+            sh.progress
+                .println(&format!("unseal: {}: {}", rec.item, rec.status));
+        }
+    }
+}
+
+fn journal_item(rec: &Record, pos: Option<u64>) -> Line {
+    Line::Item {
+        id: rec.id.clone(),
+        status: rec.status.clone(),
+        sha256_in: rec.sha256_in.clone(),
+        sha256_out: rec.sha256_out.clone(),
+        pos,
+        record: Box::new(rec.clone()),
+    }
+}
+
+/// Decrypts one mailbox into its output, resuming from its journal.
+pub fn run_mailbox(job: &MailboxJob, sh: &Shared<'_>) -> MailboxResult {
+    let mut res = MailboxResult::new(&job.name);
+    if let Err(e) = run_mailbox_inner(job, sh, &mut res) {
+        res.fatal = Some(e);
+    }
+    res
+}
+
+fn run_mailbox_inner(
+    job: &MailboxJob,
+    sh: &Shared<'_>,
+    res: &mut MailboxResult,
+) -> Result<(), String> {
+    let jpath = journal::path_for(&job.journal_root, &job.name);
+    let mut jr = Journal::read(&jpath)?;
+    let indexed = job.format == Format::Mbox;
+    let final_out = job.out_root.join(&job.name);
+
+    if jr.complete {
+        // Done by an earlier run: replay its records, touch nothing.
+        for id in jr.order.clone() {
+            if let Some(e) = jr.entries.get(&id) {
+                res.note(sh, &e.record.clone(), true);
+            }
+        }
+        res.output = Some(final_out);
+        return Ok(());
+    }
+
+    let mut sink = unseal_mailbox::create_sink(job.out_format, &job.input, &job.out_root)
+        .map_err(|e| e.to_string())?;
+    let positional = job.out_format == OutFormat::Mbox;
+    if !jr.entries.is_empty() {
+        let ok = match (positional, job.out_format) {
+            (true, _) => match sink.resume(jr.last_pos.unwrap_or(0)) {
+                Ok(()) => true,
+                Err(e) => {
+                    sh.progress.println(&format!(
+                        "unseal: {}: cannot continue the earlier run ({e}); starting over",
+                        job.name
+                    ));
+                    false
+                }
+            },
+            (false, OutFormat::MboxPerFolder) => false,
+            _ => true,
+        };
+        if !ok {
+            jr.restart()?;
+            drop(sink);
+            sink = unseal_mailbox::create_sink(job.out_format, &job.input, &job.out_root)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if !jr.started {
+        jr.push(Line::Start {
+            input: job.input.display().to_string(),
+            format: format_name(job.format).into(),
+            output: sink.output().display().to_string(),
+            started: crate::report::now_iso(),
+        });
+        jr.commit()?;
+    }
+
+    let mut source = unseal_mailbox::open(&job.input, job.format).map_err(|e| e.to_string())?;
+    let mut exhausted = false;
+    while !exhausted {
+        if sh.stop.load(Ordering::SeqCst) {
+            res.interrupted = true;
+            return Ok(());
+        }
+        // Read one batch, skipping what an earlier run finished.
+        let mut batch: Vec<Item> = Vec::new();
+        let mut bytes = 0usize;
+        while batch.len() < BATCH_ITEMS && bytes < BATCH_BYTES {
+            let Some(next) = source.next() else {
+                exhausted = true;
+                break;
+            };
+            match next {
+                Ok(item) => {
+                    if let Some(e) = jr.entries.get(&item.id)
+                        && (positional || sink.already_written(&item.meta))
+                    {
+                        let rec = e.record.clone();
+                        sh.progress.item(item.bytes().len() as u64);
+                        res.note(sh, &rec, true);
+                        continue;
+                    }
+                    bytes += item.bytes().len();
+                    batch.push(item);
+                }
+                Err(e) => {
+                    let id = e.item().to_string();
+                    let mut rec =
+                        Record::new(&job.name, &id, item_name(&job.name, &id, indexed), "failed");
+                    rec.reason = Some(format!("cannot read: {e}"));
+                    res.note(sh, &rec, false);
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let done: Vec<Processed> = batch
+            .par_iter()
+            .map(|it| process_item(sh.ctx, &job.name, indexed, it))
+            .collect();
+        let mut lines = Vec::with_capacity(done.len());
+        for (item, p) in batch.iter().zip(done) {
+            let body = p.body.as_deref().unwrap_or(item.bytes());
+            let mut rec = p.record;
+            match sink.write(&item.meta, body) {
+                Ok(()) => {
+                    let pos = positional.then(|| sink.position());
+                    lines.push(journal_item(&rec, pos));
+                }
+                Err(e) if !positional && job.out_format != OutFormat::MboxPerFolder => {
+                    rec.status = "failed".into();
+                    rec.reason = Some(format!("cannot write output: {e}"));
+                    rec.bytes_out = None;
+                    rec.sha256_out = None;
+                }
+                Err(e) => {
+                    // A half-written mbox: stop here; the journal still describes the durable prefix.
+                    return Err(format!("cannot write output: {e}"));
+                }
+            }
+            sh.progress.item(item.bytes().len() as u64);
+            res.note(sh, &rec, false);
+        }
+        sink.sync().map_err(|e| e.to_string())?;
+        for l in lines {
+            jr.push(l);
+        }
+        jr.commit()?;
+    }
+    let out = sink.finish().map_err(|e| e.to_string())?;
+    if !job.defer_complete {
+        mark_complete(&job.journal_root, &job.name, &out)?;
+    }
+    res.output = Some(out);
+    Ok(())
+}
+
+/// Records that a mailbox's output is final.
+pub fn mark_complete(journal_root: &Path, name: &str, out: &Path) -> Result<(), String> {
+    let mut jr = Journal::read(&journal::path_for(journal_root, name))?;
+    jr.push(Line::Complete {
+        output: out.display().to_string(),
+        finished: crate::report::now_iso(),
+    });
+    jr.commit()
+}
+
+/// The total size of the inputs, for the progress bar.
+pub fn total_size(inputs: &[PathBuf]) -> u64 {
+    inputs
+        .iter()
+        .map(|p| {
+            if p.is_dir() {
+                walkdir::WalkDir::new(p)
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            } else {
+                std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+/// B for an input: its file name.
+pub fn base_name(p: &Path) -> Option<String> {
+    p.file_name().map(|n| n.to_string_lossy().into_owned())
+}

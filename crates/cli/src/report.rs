@@ -1,0 +1,196 @@
+//! The JSON-lines report (one object per item, then {"summary": ...}), the item record shared
+//! with the journal, and time formatting.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One item's line. Field names are the contract's; `null` where a field does not apply.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    /// Id relative to the input: "box.mbox#17", "Maildir/cur/1.host:2,S", "tree/a/b.eml".
+    pub item: String,
+    /// decrypted | plain | no_key | failed | skipped (scan also: key_found;
+    /// verify: ok | missing | mismatch | undecrypted).
+    pub status: String,
+    pub reason: Option<String>,
+    pub cipher: Option<String>,
+    pub key_transport: Option<String>,
+    pub recipients: Vec<String>,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub sha256_in: Option<String>,
+    pub sha256_out: Option<String>,
+    /// The key (file and description) that opened the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The input (mailbox) the item belongs to.
+    #[serde(default)]
+    pub mailbox: String,
+    /// The item's id inside its mailbox.
+    #[serde(default)]
+    pub id: String,
+}
+
+impl Record {
+    pub fn new(mailbox: &str, id: &str, item: String, status: &str) -> Record {
+        Record {
+            item,
+            status: status.to_string(),
+            mailbox: mailbox.to_string(),
+            id: id.to_string(),
+            ..Record::default()
+        }
+    }
+}
+
+/// "box.mbox#17" for mbox items, "B/rel/path" for folder items, "B" for a single file.
+pub fn item_name(mailbox: &str, id: &str, indexed: bool) -> String {
+    if id.is_empty() || id == mailbox {
+        mailbox.to_string()
+    } else if indexed {
+        format!("{mailbox}#{id}")
+    } else {
+        format!("{mailbox}/{id}")
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = Sha256::digest(data);
+    let mut s = String::with_capacity(64);
+    for b in d.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The report file; shared by the workers of all mailboxes.
+pub struct Report {
+    out: Option<Mutex<BufWriter<File>>>,
+}
+
+impl Report {
+    pub fn create(path: Option<&Path>) -> Result<Report, String> {
+        let out = match path {
+            None => None,
+            Some(p) => Some(Mutex::new(BufWriter::new(
+                File::create(p)
+                    .map_err(|e| format!("{}: cannot create report: {e}", p.display()))?,
+            ))),
+        };
+        Ok(Report { out })
+    }
+
+    fn line(&self, v: &impl Serialize) {
+        if let Some(m) = &self.out
+            && let Ok(mut w) = m.lock()
+            && let Ok(s) = serde_json::to_string(v)
+        {
+            let _ = writeln!(w, "{s}");
+        }
+    }
+
+    pub fn item(&self, r: &Record) {
+        self.line(r);
+    }
+
+    pub fn flush(&self) {
+        if let Some(m) = &self.out
+            && let Ok(mut w) = m.lock()
+        {
+            let _ = w.flush();
+        }
+    }
+
+    /// The last line, `{"summary": ...}`; flushed and synced.
+    pub fn summary(&self, s: serde_json::Value) -> Result<(), String> {
+        self.line(&serde_json::json!({ "summary": s }));
+        if let Some(m) = &self.out
+            && let Ok(mut w) = m.lock()
+        {
+            w.flush().map_err(|e| format!("report: {e}"))?;
+            w.get_ref().sync_all().map_err(|e| format!("report: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Days since 1970-01-01 -> (year, month, day); Howard Hinnant's civil_from_days.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 2822 date in UTC, e.g. "Wed, 25 Nov 2026 13:34:52 +0000".
+pub fn rfc2822(secs: i64) -> String {
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil(days);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MO[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn now_rfc2822() -> String {
+    rfc2822(unix_now())
+}
+
+/// ISO 8601 UTC, "2026-11-25T13:34:52Z".
+pub fn iso(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn now_iso() -> String {
+    iso(unix_now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc2822(1795613692), "Wed, 25 Nov 2026 13:34:52 +0000");
+        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}
