@@ -176,10 +176,10 @@ fn parse_recipients(header: &EnvelopeHeader<'_>) -> Result<Parsed> {
             RecipientInfo::Ori(_) => other.push("other recipient type (not supported)".into()),
         }
     }
-    if recipients.is_empty() {
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+    if recipients.is_empty()
+        && let Some(e) = first_error
+    {
+        return Err(e);
     }
     Ok(Parsed { recipients, other })
 }
@@ -478,7 +478,7 @@ impl<'k> Decryptor<'k> {
                 Ok(())
             })
             .map_err(TryError::Next)?;
-        if total == 0 || total % bs as u64 != 0 {
+        if total == 0 || !total.is_multiple_of(bs as u64) {
             return Err(TryError::Next(Error::Asn1 {
                 what: "encryptedContent",
                 offset: header.content_algorithm_offset,

@@ -9,7 +9,11 @@ pub type Offset = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     /// The BER/DER structure is malformed at `offset` (`what` names the field being read).
-    Asn1 { what: &'static str, offset: Offset, detail: String },
+    Asn1 {
+        what: &'static str,
+        offset: Offset,
+        detail: String,
+    },
     /// The input ended before the structure did.
     Truncated { what: &'static str, offset: Offset },
     /// A limit that protects memory and stack was exceeded (nesting depth, header size, ...).
@@ -20,7 +24,11 @@ pub enum Error {
     /// An algorithm we do not implement, named by its OID.
     UnsupportedAlgorithm { what: &'static str, oid: String },
     /// Algorithm parameters were present but unusable (wrong IV length, bad RC2 version, ...).
-    BadParameters { what: &'static str, oid: String, detail: String },
+    BadParameters {
+        what: &'static str,
+        oid: String,
+        detail: String,
+    },
     /// None of the message's recipients matches a loaded key.
     NoMatchingKey { recipients: Vec<String> },
     /// A key matched the recipient but decryption proved it wrong (bad CEK length, bad CBC padding,
@@ -32,11 +40,21 @@ pub enum Error {
     /// The MIME structure could not be processed.
     Mime { detail: String },
     /// Loading a key or certificate failed.
-    Key { file: String, reason: KeyProblem, detail: String },
+    Key {
+        file: String,
+        reason: KeyProblem,
+        detail: String,
+    },
     /// A primitive of the crypto provider failed (should not happen with valid inputs).
-    Crypto { operation: &'static str, detail: String },
+    Crypto {
+        operation: &'static str,
+        detail: String,
+    },
     /// Reading or writing the content stream failed.
     Io { detail: String },
+    /// An error inside a MIME part below the top level: `path` is the part ("2", "2.1",
+    /// "2/rfc822/1"), `source` what went wrong there.
+    InPart { path: String, source: Box<Error> },
 }
 
 /// Why a key file could not be used; the CLI prints these so an admin knows whether to look for
@@ -67,7 +85,11 @@ impl fmt::Display for KeyProblem {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Asn1 { what, offset, detail } => {
+            Error::Asn1 {
+                what,
+                offset,
+                detail,
+            } => {
                 write!(f, "malformed {what} at offset {offset}: {detail}")
             }
             Error::Truncated { what, offset } => write!(f, "truncated {what} at offset {offset}"),
@@ -87,7 +109,11 @@ impl fmt::Display for Error {
             }
             Error::AuthenticationFailed { detail } => write!(f, "authentication failed: {detail}"),
             Error::Mime { detail } => write!(f, "MIME: {detail}"),
-            Error::Key { file, reason, detail } => {
+            Error::Key {
+                file,
+                reason,
+                detail,
+            } => {
                 if detail.is_empty() {
                     write!(f, "{file}: {reason}")
                 } else {
@@ -96,6 +122,7 @@ impl fmt::Display for Error {
             }
             Error::Crypto { operation, detail } => write!(f, "{operation} failed: {detail}"),
             Error::Io { detail } => write!(f, "I/O: {detail}"),
+            Error::InPart { path, source } => write!(f, "MIME part {path}: {source}"),
         }
     }
 }
@@ -104,7 +131,9 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Io { detail: e.to_string() }
+        Error::Io {
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -123,6 +152,15 @@ impl Error {
             Error::Key { .. } => "key",
             Error::Crypto { .. } => "crypto",
             Error::Io { .. } => "io",
+            Error::InPart { source, .. } => source.kind(),
+        }
+    }
+
+    /// The error itself, without the MIME part context around it.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::InPart { source, .. } => source.root(),
+            other => other,
         }
     }
 }

@@ -100,7 +100,6 @@ fn expected_removals(name: &str) -> usize {
 }
 
 #[test]
-#[ignore = "waiting for Decryptor::decrypt_cms (lead)"]
 fn thunderbird_every_envelope_decrypts_in_place() {
     let Some(root) = corpora() else { return };
     let tb = root.join("thunderbird-smime");
@@ -326,7 +325,6 @@ fn netscape_1996_mbox_envelopes_without_smime_type() {
 }
 
 #[test]
-#[ignore = "waiting for Decryptor::decrypt_cms (lead)"]
 fn simple_java_mail_messages() {
     let Some(root) = corpora() else { return };
     let mut ring = KeyRing::new();

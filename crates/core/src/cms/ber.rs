@@ -33,10 +33,26 @@ pub struct Tag {
 }
 
 impl Tag {
-    pub const SEQUENCE: Tag = Tag { class: Class::Universal, constructed: true, number: 16 };
-    pub const SET: Tag = Tag { class: Class::Universal, constructed: true, number: 17 };
-    pub const OID: Tag = Tag { class: Class::Universal, constructed: false, number: 6 };
-    pub const INTEGER: Tag = Tag { class: Class::Universal, constructed: false, number: 2 };
+    pub const SEQUENCE: Tag = Tag {
+        class: Class::Universal,
+        constructed: true,
+        number: 16,
+    };
+    pub const SET: Tag = Tag {
+        class: Class::Universal,
+        constructed: true,
+        number: 17,
+    };
+    pub const OID: Tag = Tag {
+        class: Class::Universal,
+        constructed: false,
+        number: 6,
+    };
+    pub const INTEGER: Tag = Tag {
+        class: Class::Universal,
+        constructed: false,
+        number: 2,
+    };
 
     pub fn is_universal(&self, number: u32) -> bool {
         self.class == Class::Universal && self.number == number
@@ -72,7 +88,11 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0, base: 0 }
+        Reader {
+            data,
+            pos: 0,
+            base: 0,
+        }
     }
 
     pub fn with_base(data: &'a [u8], base: u64) -> Self {
@@ -100,15 +120,25 @@ impl<'a> Reader<'a> {
     }
 
     fn truncated(&self, what: &'static str) -> Error {
-        Error::Truncated { what, offset: self.offset() }
+        Error::Truncated {
+            what,
+            offset: self.offset(),
+        }
     }
 
     fn malformed(&self, what: &'static str, detail: impl Into<String>) -> Error {
-        Error::Asn1 { what, offset: self.offset(), detail: detail.into() }
+        Error::Asn1 {
+            what,
+            offset: self.offset(),
+            detail: detail.into(),
+        }
     }
 
     fn byte(&mut self, what: &'static str) -> Result<u8> {
-        let b = *self.data.get(self.pos).ok_or_else(|| self.truncated(what))?;
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| self.truncated(what))?;
         self.pos += 1;
         Ok(b)
     }
@@ -157,11 +187,23 @@ impl<'a> Reader<'a> {
             }
             Some(usize::try_from(v).map_err(|_| self.malformed(what, "length overflows"))?)
         };
-        let h = Header { tag: Tag { class, constructed, number }, start, content_start: self.pos, len };
-        if let Some(l) = len {
-            if l > self.remaining() {
-                return Err(Error::Truncated { what, offset: self.base + start as u64 });
-            }
+        let h = Header {
+            tag: Tag {
+                class,
+                constructed,
+                number,
+            },
+            start,
+            content_start: self.pos,
+            len,
+        };
+        if let Some(l) = len
+            && l > self.remaining()
+        {
+            return Err(Error::Truncated {
+                what,
+                offset: self.base + start as u64,
+            });
         }
         Ok(h)
     }
@@ -174,7 +216,10 @@ impl<'a> Reader<'a> {
             return Err(Error::Asn1 {
                 what,
                 offset: at,
-                detail: format!("expected tag {:?} {}, found {:?} {}", tag.class, tag.number, h.tag.class, h.tag.number),
+                detail: format!(
+                    "expected tag {:?} {}, found {:?} {}",
+                    tag.class, tag.number, h.tag.class, h.tag.number
+                ),
             });
         }
         Ok(h)
@@ -206,7 +251,10 @@ impl<'a> Reader<'a> {
     /// Skips the contents of `h`.
     pub fn skip_contents(&mut self, h: &Header, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(Error::Limit { what: "BER nesting depth", limit: MAX_DEPTH as u64 });
+            return Err(Error::Limit {
+                what: "BER nesting depth",
+                limit: MAX_DEPTH as u64,
+            });
         }
         match h.len {
             Some(l) => {
@@ -249,8 +297,11 @@ impl<'a> Reader<'a> {
         let at = self.offset();
         let h = self.expect(Tag::OID, what)?;
         let bytes = self.primitive_contents(&h, what)?;
-        der::asn1::ObjectIdentifier::from_bytes(bytes)
-            .map_err(|e| Error::Asn1 { what, offset: at, detail: e.to_string() })
+        der::asn1::ObjectIdentifier::from_bytes(bytes).map_err(|e| Error::Asn1 {
+            what,
+            offset: at,
+            detail: e.to_string(),
+        })
     }
 
     /// Reads a small INTEGER as i64.
@@ -267,7 +318,11 @@ impl<'a> Reader<'a> {
             Some(l) => h.content_start + l,
             None => self.data.len(),
         };
-        Reader { data: &self.data[..end], pos: h.content_start, base: self.base }
+        Reader {
+            data: &self.data[..end],
+            pos: h.content_start,
+            base: self.base,
+        }
     }
 
     /// Moves to the end of a constructed value whose contents `inner` has consumed: for the
@@ -323,7 +378,10 @@ pub fn for_each_segment<'a>(
     each: &mut dyn FnMut(&'a [u8], u64) -> Result<()>,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Limit { what: "BER string chunk nesting", limit: MAX_DEPTH as u64 });
+        return Err(Error::Limit {
+            what: "BER string chunk nesting",
+            limit: MAX_DEPTH as u64,
+        });
     }
     if !h.tag.constructed {
         let offset = r.base + h.content_start as u64;
@@ -336,7 +394,10 @@ pub fn for_each_segment<'a>(
         // Chunks of a constructed string must be strings themselves (BER allows any string tag
         // here in practice encoders always use OCTET STRING).
         if ch.tag.class != Class::Universal {
-            return Err(inner.malformed("string chunk", format!("unexpected tag {:?} {}", ch.tag.class, ch.tag.number)));
+            return Err(inner.malformed(
+                "string chunk",
+                format!("unexpected tag {:?} {}", ch.tag.class, ch.tag.number),
+            ));
         }
         for_each_segment(&mut inner, &ch, depth + 1, each)?;
     }
@@ -349,7 +410,10 @@ pub fn collect_string(r: &mut Reader<'_>, h: &Header, limit: usize) -> Result<Ve
     let mut out = Vec::new();
     for_each_segment(r, h, 0, &mut |s, _| {
         if out.len() + s.len() > limit {
-            return Err(Error::Limit { what: "string value size", limit: limit as u64 });
+            return Err(Error::Limit {
+                what: "string value size",
+                limit: limit as u64,
+            });
         }
         out.extend_from_slice(s);
         Ok(())
@@ -372,7 +436,10 @@ pub fn to_der(ber: &[u8], base: u64) -> Result<Vec<u8>> {
 
 fn encode_value(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Limit { what: "BER nesting depth", limit: MAX_DEPTH as u64 });
+        return Err(Error::Limit {
+            what: "BER nesting depth",
+            limit: MAX_DEPTH as u64,
+        });
     }
     let h = r.header("value")?;
     let id_bytes = &r.data[h.start..];
@@ -408,7 +475,12 @@ fn encode_value(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(
 
 fn identifier_len(bytes: &[u8]) -> usize {
     match bytes.first() {
-        Some(b) if b & 0x1f == 0x1f => 1 + bytes[1..].iter().position(|b| b & 0x80 == 0).map_or(0, |p| p + 1),
+        Some(b) if b & 0x1f == 0x1f => {
+            1 + bytes[1..]
+                .iter()
+                .position(|b| b & 0x80 == 0)
+                .map_or(0, |p| p + 1)
+        }
         _ => 1,
     }
 }
@@ -452,7 +524,8 @@ mod tests {
     fn constructed_octet_string_segments_in_order() {
         // [0] constructed indefinite { 04 02 'ab', 24 80 { 04 01 'c' } 00 00, 04 00 } 00 00
         let data = [
-            0xa0, 0x80, 0x04, 0x02, b'a', b'b', 0x24, 0x80, 0x04, 0x01, b'c', 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+            0xa0, 0x80, 0x04, 0x02, b'a', b'b', 0x24, 0x80, 0x04, 0x01, b'c', 0x00, 0x00, 0x04,
+            0x00, 0x00, 0x00,
         ];
         let mut r = Reader::new(&data);
         let h = r.header("t").unwrap();
@@ -468,8 +541,13 @@ mod tests {
 
     #[test]
     fn to_der_normalises_indefinite_and_chunked_strings() {
-        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0x01, 0x04, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00];
-        assert_eq!(to_der(&ber, 0).unwrap(), vec![0x30, 0x04, 0x04, 0x02, 0x01, 0x02]);
+        let ber = [
+            0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 0x01, 0x04, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(
+            to_der(&ber, 0).unwrap(),
+            vec![0x30, 0x04, 0x04, 0x02, 0x01, 0x02]
+        );
     }
 
     #[test]

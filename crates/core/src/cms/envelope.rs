@@ -62,7 +62,10 @@ impl<'a> EnvelopeHeader<'a> {
     }
 
     /// Walks the ciphertext chunks in order, borrowed from the input.
-    pub fn content_segments(&self, each: &mut dyn FnMut(&'a [u8], u64) -> Result<()>) -> Result<()> {
+    pub fn content_segments(
+        &self,
+        each: &mut dyn FnMut(&'a [u8], u64) -> Result<()>,
+    ) -> Result<()> {
         match &self.content {
             Some((h, r)) => {
                 let mut r = r.clone();
@@ -71,7 +74,8 @@ impl<'a> EnvelopeHeader<'a> {
             None => Err(Error::Asn1 {
                 what: "encryptedContent",
                 offset: 0,
-                detail: "the envelope carries no content (detached content is not supported)".into(),
+                detail: "the envelope carries no content (detached content is not supported)"
+                    .into(),
             }),
         }
     }
@@ -104,7 +108,9 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
     } else if ct == oid::AUTH_ENVELOPED_DATA {
         EnvelopeKind::AuthEnveloped
     } else {
-        return Err(Error::NotEnveloped { content_type: oid::name(&ct) });
+        return Err(Error::NotEnveloped {
+            content_type: oid::name(&ct),
+        });
     };
     let seq = r.expect(Tag::SEQUENCE, kind.name())?;
     let mut s = r.contents_reader(&seq);
@@ -128,13 +134,20 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
         let raw = rs.read_raw("RecipientInfo")?;
         total += raw.len();
         if total > MAX_HEADER_PART {
-            return Err(Error::Limit { what: "recipientInfos size", limit: MAX_HEADER_PART as u64 });
+            return Err(Error::Limit {
+                what: "recipientInfos size",
+                limit: MAX_HEADER_PART as u64,
+            });
         }
         recipient_infos.push((ber::to_der(raw, off)?, off));
     }
     s.end_of(&set, &rs, "recipientInfos")?;
     if recipient_infos.is_empty() {
-        return Err(Error::Asn1 { what: "recipientInfos", offset: at, detail: "empty".into() });
+        return Err(Error::Asn1 {
+            what: "recipientInfos",
+            offset: at,
+            detail: "empty".into(),
+        });
     }
 
     // EncryptedContentInfo
@@ -185,7 +198,11 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
             }
             let h = s.header("mac")?;
             if !h.tag.is_universal(4) {
-                return Err(Error::Asn1 { what: "mac", offset: s.offset(), detail: "expected OCTET STRING".into() });
+                return Err(Error::Asn1 {
+                    what: "mac",
+                    offset: s.offset(),
+                    detail: "expected OCTET STRING".into(),
+                });
             }
             mac = Some(ber::collect_string(&mut s, &h, 1024)?);
             if s.peek_tag().is_some_and(|t| t.is_context(2)) {

@@ -7,7 +7,10 @@ use std::fmt;
 pub enum RecipientId {
     /// issuerAndSerialNumber: the DER of the issuer Name and the serial number (big-endian,
     /// leading zero bytes removed so that encodings compare equal).
-    IssuerSerial { issuer_der: Vec<u8>, serial: Vec<u8> },
+    IssuerSerial {
+        issuer_der: Vec<u8>,
+        serial: Vec<u8>,
+    },
     /// subjectKeyIdentifier (or rKeyId in key agreement).
     SubjectKeyId(Vec<u8>),
 }
@@ -28,9 +31,11 @@ impl RecipientId {
     pub fn issuer_text(&self) -> Option<String> {
         use der::Decode;
         match self {
-            RecipientId::IssuerSerial { issuer_der, .. } => x509_cert::name::Name::from_der(issuer_der)
-                .ok()
-                .map(|n| n.to_string()),
+            RecipientId::IssuerSerial { issuer_der, .. } => {
+                x509_cert::name::Name::from_der(issuer_der)
+                    .ok()
+                    .map(|n| n.to_string())
+            }
             RecipientId::SubjectKeyId(_) => None,
         }
     }
@@ -40,7 +45,9 @@ impl fmt::Display for RecipientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecipientId::IssuerSerial { serial, .. } => {
-                let issuer = self.issuer_text().unwrap_or_else(|| "<unparsable issuer>".into());
+                let issuer = self
+                    .issuer_text()
+                    .unwrap_or_else(|| "<unparsable issuer>".into());
                 write!(f, "issuer \"{issuer}\", serial 0x{}", hex(serial))
             }
             RecipientId::SubjectKeyId(ski) => write!(f, "subjectKeyIdentifier {}", hex(ski)),

@@ -217,10 +217,9 @@ pub fn resolve_rc2(cipher: &mut ContentCipher, cek_len: usize) {
         cipher: BlockCipher::Rc2 { effective_bits },
         ..
     } = cipher
+        && *effective_bits == 0
     {
-        if *effective_bits == 0 {
-            *effective_bits = u16::try_from(cek_len * 8).unwrap_or(1024).min(1024);
-        }
+        *effective_bits = u16::try_from(cek_len * 8).unwrap_or(1024).min(1024);
     }
 }
 

@@ -30,7 +30,15 @@ pub struct PaddingError(pub String);
 impl CbcStream {
     pub fn new(dec: Box<dyn CbcDecrypt>, iv: &[u8]) -> Self {
         let bs = dec.block_len();
-        CbcStream { dec, bs, iv: iv.to_vec(), carry: Vec::new(), held: Vec::new(), buf: Vec::new(), written: 0 }
+        CbcStream {
+            dec,
+            bs,
+            iv: iv.to_vec(),
+            carry: Vec::new(),
+            held: Vec::new(),
+            buf: Vec::new(),
+            written: 0,
+        }
     }
 
     pub fn update(&mut self, mut ct: &[u8], out: &mut dyn Write) -> Result<()> {
@@ -72,7 +80,10 @@ impl CbcStream {
     /// Checks and strips the PKCS#7 padding, writes the rest, returns the plaintext length.
     /// `Err(Ok(PaddingError))` distinguishes a padding failure (a wrong key, usually) from an
     /// I/O failure.
-    pub fn finish(mut self, out: &mut dyn Write) -> std::result::Result<u64, std::result::Result<PaddingError, Error>> {
+    pub fn finish(
+        mut self,
+        out: &mut dyn Write,
+    ) -> std::result::Result<u64, std::result::Result<PaddingError, Error>> {
         if !self.carry.is_empty() {
             return Err(Ok(PaddingError(format!(
                 "ciphertext length is not a multiple of the {}-byte block",
@@ -83,11 +94,17 @@ impl CbcStream {
             return Err(Ok(PaddingError("empty ciphertext".into())));
         };
         let pad = usize::from(pad);
-        if pad == 0 || pad > self.bs || !self.held[self.bs - pad..].iter().all(|&b| usize::from(b) == pad) {
+        if pad == 0
+            || pad > self.bs
+            || !self.held[self.bs - pad..]
+                .iter()
+                .all(|&b| usize::from(b) == pad)
+        {
             return Err(Ok(PaddingError("bad CBC padding".into())));
         }
         let keep = self.bs - pad;
-        out.write_all(&self.held[..keep]).map_err(|e| Err(Error::from(e)))?;
+        out.write_all(&self.held[..keep])
+            .map_err(|e| Err(Error::from(e)))?;
         self.written += keep as u64;
         Ok(self.written)
     }
@@ -101,14 +118,17 @@ mod tests {
     /// AES-128-CBC of "0123456789abcdef0123" (20 bytes, 12 bytes of padding) under key 00..0f,
     /// IV 10..1f, made with `openssl enc -aes-128-cbc -K ... -iv ...`.
     const CT: [u8; 32] = [
-        0xeb, 0x9e, 0x5b, 0xa4, 0x1b, 0x90, 0x2d, 0xb8, 0x25, 0x29, 0x82, 0xaa, 0x1a, 0x23, 0xf4, 0xbe, 0xb3, 0xab,
-        0xc8, 0xe0, 0x69, 0x0e, 0xeb, 0xfc, 0xc8, 0x58, 0x8d, 0xf2, 0xe4, 0xff, 0x8d, 0xa8,
+        0xeb, 0x9e, 0x5b, 0xa4, 0x1b, 0x90, 0x2d, 0xb8, 0x25, 0x29, 0x82, 0xaa, 0x1a, 0x23, 0xf4,
+        0xbe, 0xb3, 0xab, 0xc8, 0xe0, 0x69, 0x0e, 0xeb, 0xfc, 0xc8, 0x58, 0x8d, 0xf2, 0xe4, 0xff,
+        0x8d, 0xa8,
     ];
 
     fn run(chunks: &[&[u8]]) -> std::result::Result<Vec<u8>, String> {
         let key: Vec<u8> = (0u8..16).collect();
         let iv: Vec<u8> = (16u8..32).collect();
-        let dec = default_provider().cbc_decryptor(BlockCipher::Aes, &key).unwrap();
+        let dec = default_provider()
+            .cbc_decryptor(BlockCipher::Aes, &key)
+            .unwrap();
         let mut s = CbcStream::new(dec, &iv);
         let mut out = Vec::new();
         for c in chunks {
@@ -123,7 +143,11 @@ mod tests {
         let whole = run(&[&CT]).unwrap();
         assert_eq!(whole, b"0123456789abcdef0123");
         for cut in 0..CT.len() {
-            assert_eq!(run(&[&CT[..cut], &CT[cut..]]).unwrap(), whole, "cut at {cut}");
+            assert_eq!(
+                run(&[&CT[..cut], &CT[cut..]]).unwrap(),
+                whole,
+                "cut at {cut}"
+            );
         }
         let singles: Vec<&[u8]> = CT.chunks(1).collect();
         assert_eq!(run(&singles).unwrap(), whole);

@@ -520,10 +520,18 @@ fn failure_anywhere_fails_the_message() {
     let err = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap_err();
     assert_eq!(
         err,
-        Error::WrongKey {
-            recipient: "Bob".into(),
-            reason: "MIME part 2: bad padding".into()
+        Error::InPart {
+            path: "2".into(),
+            source: Box::new(Error::WrongKey {
+                recipient: "Bob".into(),
+                reason: "bad padding".into()
+            })
         }
+    );
+    assert_eq!(err.kind(), "wrong_key");
+    assert_eq!(
+        err.to_string(),
+        "MIME part 2: wrong key for recipient Bob: bad padding"
     );
     // A part that promises an envelope but holds no ContentInfo.
     let msg = "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\nContent-Transfer-Encoding: base64\n\n!!!!\n";

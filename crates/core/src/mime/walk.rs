@@ -128,46 +128,15 @@ pub fn describe_path(path: &str) -> String {
     }
 }
 
-/// Adds the MIME path to an error's free-text detail, keeping its variant (and so its report
-/// category). Variants without free text are returned as they are.
+/// Names the MIME part an error happened in (keeping the error itself, and so its report
+/// category, inside).
 pub fn with_path(e: Error, path: &str) -> Error {
-    if path.is_empty() {
+    if path.is_empty() || matches!(e, Error::InPart { .. }) {
         return e;
     }
-    let ctx = |d: String| format!("MIME part {path}: {d}");
-    match e {
-        Error::Asn1 {
-            what,
-            offset,
-            detail,
-        } => Error::Asn1 {
-            what,
-            offset,
-            detail: ctx(detail),
-        },
-        Error::BadParameters { what, oid, detail } => Error::BadParameters {
-            what,
-            oid,
-            detail: ctx(detail),
-        },
-        Error::WrongKey { recipient, reason } => Error::WrongKey {
-            recipient,
-            reason: ctx(reason),
-        },
-        Error::AuthenticationFailed { detail } => Error::AuthenticationFailed {
-            detail: ctx(detail),
-        },
-        Error::Mime { detail } => Error::Mime {
-            detail: ctx(detail),
-        },
-        Error::Crypto { operation, detail } => Error::Crypto {
-            operation,
-            detail: ctx(detail),
-        },
-        Error::Io { detail } => Error::Io {
-            detail: ctx(detail),
-        },
-        other => other,
+    Error::InPart {
+        path: path.to_string(),
+        source: Box::new(e),
     }
 }
 

@@ -159,7 +159,7 @@ struct AwsAes(cipher::EncryptingKey);
 
 impl AesEncrypt for AwsAes {
     fn encrypt_blocks(&self, data: &mut [u8]) -> Result<()> {
-        if data.len() % 16 != 0 {
+        if !data.len().is_multiple_of(16) {
             return Err(Error::Crypto {
                 operation: "AES",
                 detail: "partial block".into(),

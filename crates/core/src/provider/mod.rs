@@ -170,7 +170,7 @@ pub(crate) fn check_key_len(cipher: BlockCipher, key: &[u8]) -> Result<()> {
 }
 
 pub(crate) fn check_blocks(len: usize, block: usize, iv: &[u8]) -> Result<()> {
-    if len % block != 0 || iv.len() != block {
+    if !len.is_multiple_of(block) || iv.len() != block {
         return Err(crate::Error::Crypto {
             operation: "CBC",
             detail: format!(

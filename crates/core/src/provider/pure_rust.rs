@@ -14,7 +14,6 @@ use super::{
 };
 use crate::error::{Error, Result};
 use cipher::{Block, BlockCipherEncrypt, KeyInit};
-use zeroize::Zeroizing;
 
 /// RustCrypto for every primitive except ECDH.
 #[derive(Debug, Clone, Copy, Default)]

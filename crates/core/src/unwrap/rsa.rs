@@ -12,7 +12,11 @@ use zeroize::Zeroizing;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RsaPadding {
     Pkcs1v15,
-    Oaep { hash: HashAlg, mgf1: HashAlg, label: Vec<u8> },
+    Oaep {
+        hash: HashAlg,
+        mgf1: HashAlg,
+        label: Vec<u8>,
+    },
 }
 
 impl RsaPadding {
@@ -44,9 +48,16 @@ pub fn padding(alg: &AlgorithmIdentifierOwned) -> Result<RsaPadding> {
         return Ok(RsaPadding::Pkcs1v15);
     }
     if alg.oid != oid::RSAES_OAEP {
-        return Err(Error::UnsupportedAlgorithm { what: "key transport", oid: oid::name(&alg.oid) });
+        return Err(Error::UnsupportedAlgorithm {
+            what: "key transport",
+            oid: oid::name(&alg.oid),
+        });
     }
-    let bad = |detail: String| Error::BadParameters { what: "key transport", oid: oid::name(&alg.oid), detail };
+    let bad = |detail: String| Error::BadParameters {
+        what: "key transport",
+        oid: oid::name(&alg.oid),
+        detail,
+    };
     let (mut hash, mut mgf1, mut label) = (HashAlg::Sha1, HashAlg::Sha1, Vec::new());
     let Some(params) = &alg.parameters else {
         return Ok(RsaPadding::Oaep { hash, mgf1, label });
@@ -79,7 +90,8 @@ pub fn padding(alg: &AlgorithmIdentifierOwned) -> Result<RsaPadding> {
                 let hseq = a.expect(Tag::SEQUENCE, "MGF1 hash")?;
                 let mut h = a.contents_reader(&hseq);
                 let ho = h.read_oid("MGF1 hash")?;
-                mgf1 = hash_from_oid(&ho).ok_or_else(|| bad(format!("MGF1 hash {}", oid::name(&ho))))?;
+                mgf1 = hash_from_oid(&ho)
+                    .ok_or_else(|| bad(format!("MGF1 hash {}", oid::name(&ho))))?;
             }
             2 => {
                 if o != oid::P_SPECIFIED {
@@ -99,18 +111,30 @@ pub fn padding(alg: &AlgorithmIdentifierOwned) -> Result<RsaPadding> {
 
 /// Unwraps the CEK. Returns the padding actually used (it can differ from the declared one when
 /// the MGF1 fallback was needed).
-pub fn unwrap(key: &dyn RsaPrivateKey, padding: &RsaPadding, encrypted_key: &[u8]) -> Result<(Zeroizing<Vec<u8>>, RsaPadding)> {
+pub fn unwrap(
+    key: &dyn RsaPrivateKey,
+    padding: &RsaPadding,
+    encrypted_key: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, RsaPadding)> {
     match padding {
         RsaPadding::Pkcs1v15 => Ok((key.decrypt_pkcs1v15(encrypted_key)?, padding.clone())),
-        RsaPadding::Oaep { hash, mgf1, label } => match key.decrypt_oaep(*hash, *mgf1, label, encrypted_key) {
-            Ok(k) => Ok((k, padding.clone())),
-            // A real-world encoder bug: declaring MGF1-SHA-1 (the default) while using MGF1 with
-            // the OAEP hash. Try that before giving up.
-            Err(first) if mgf1 != hash => {
-                let fixed = RsaPadding::Oaep { hash: *hash, mgf1: *hash, label: label.clone() };
-                key.decrypt_oaep(*hash, *hash, label, encrypted_key).map(|k| (k, fixed)).map_err(|_| first)
+        RsaPadding::Oaep { hash, mgf1, label } => {
+            match key.decrypt_oaep(*hash, *mgf1, label, encrypted_key) {
+                Ok(k) => Ok((k, padding.clone())),
+                // A real-world encoder bug: declaring MGF1-SHA-1 (the default) while using MGF1 with
+                // the OAEP hash. Try that before giving up.
+                Err(first) if mgf1 != hash => {
+                    let fixed = RsaPadding::Oaep {
+                        hash: *hash,
+                        mgf1: *hash,
+                        label: label.clone(),
+                    };
+                    key.decrypt_oaep(*hash, *hash, label, encrypted_key)
+                        .map(|k| (k, fixed))
+                        .map_err(|_| first)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
     }
 }
