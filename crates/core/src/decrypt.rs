@@ -515,7 +515,14 @@ impl<'k> Decryptor<'k> {
             }
         }
         // The key is right as far as can be told: stream.
-        let mut stream = CbcStream::new(dec, iv);
+        // A big message uses every core (CBC decryption splits across blocks); small ones don't pay
+        // for threads, the caller already runs many messages at once.
+        let threads = if total >= 4 * 1024 * 1024 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let mut stream = CbcStream::new(dec, iv).with_threads(threads);
         header
             .content_segments(&mut |seg, _| stream.update(seg, out))
             .map_err(TryError::Fatal)?;
