@@ -1,0 +1,525 @@
+//! The whole workflow through the binary, on the fixtures: keys, scan, decrypt, kill and resume,
+//! verify (and its failures), in-place with backup, exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn keys() -> PathBuf {
+    fixtures().join("keys")
+}
+
+/// Messages encrypted to the rsa2048 test key, of several ciphers and structures.
+const ENCRYPTED: &[&str] = &[
+    "aes128-cbc.der.eml",
+    "des-ede3-cbc.ber.eml",
+    "oaep-sha256.eml",
+    "aes256-gcm.der.eml",
+    "aes256-cbc.ber.eml",
+];
+
+fn msg(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join("messages").join(name))
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r')
+        .collect()
+}
+
+fn plain(i: usize) -> Vec<u8> {
+    format!("From: alice@example.org\nSubject: plain {i}\n\nplain body {i}\n").into_bytes()
+}
+
+/// An mbox of `rounds` x (every ENCRYPTED message + a plain one), plus `extra` messages.
+fn write_mbox(path: &Path, rounds: usize, extra: &[Vec<u8>]) -> usize {
+    let mut out = Vec::new();
+    let mut n = 0;
+    let mut push = |m: &[u8], out: &mut Vec<u8>| {
+        out.extend_from_slice(b"From alice@example.org Mon Jun  3 12:50:27 1996\n");
+        out.extend_from_slice(m);
+        if !m.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        n += 1;
+    };
+    for r in 0..rounds {
+        for e in ENCRYPTED {
+            push(&msg(e), &mut out);
+        }
+        push(&plain(r), &mut out);
+    }
+    for m in extra {
+        push(m, &mut out);
+    }
+    std::fs::write(path, out).unwrap();
+    n
+}
+
+fn unseal() -> Command {
+    let mut c = Command::cargo_bin("unseal").unwrap();
+    c.env_remove("UNSEAL_PASSWORD");
+    c
+}
+
+fn key_args() -> Vec<String> {
+    vec![
+        "--key".into(),
+        keys().join("rsa2048.p12").display().to_string(),
+        "--password-file".into(),
+        keys().join("password.txt").display().to_string(),
+    ]
+}
+
+fn report_lines(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn mbox_messages(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("From alice@example.org Mon Jun"))
+        .count()
+}
+
+fn count_enveloped(p: &Path) -> usize {
+    let s = String::from_utf8_lossy(&std::fs::read(p).unwrap()).to_ascii_lowercase();
+    s.matches("smime-type=enveloped-data").count()
+        + s.matches("smime-type=authenveloped-data").count()
+}
+
+#[test]
+fn keys_lists_the_key_and_names_a_bad_file() {
+    let out = unseal().arg("keys").args(key_args()).assert().code(0);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("CN=unseal test rsa2048"), "{stdout}");
+    assert!(stdout.contains("serial:"), "{stdout}");
+    assert!(stdout.contains("RSA-2048"), "{stdout}");
+
+    let t = tempfile::tempdir().unwrap();
+    let pw = t.path().join("pw.txt");
+    std::fs::write(&pw, "Xyzzy-not-it\n").unwrap();
+    let out = unseal()
+        .arg("keys")
+        .arg("--key")
+        .arg(keys().join("rsa2048.p12"))
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .code(1);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.get_output().stdout),
+        String::from_utf8_lossy(&out.get_output().stderr)
+    );
+    assert!(all.contains("rsa2048.p12"), "{all}");
+    assert!(all.contains("wrong password"), "{all}");
+    assert!(!all.contains("Xyzzy"), "password printed: {all}");
+
+    // A certificate given as a key: named, with the reason.
+    let out = unseal()
+        .arg("keys")
+        .arg("--key")
+        .arg(keys().join("other.cert.pem"))
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("other.cert.pem") && err.contains("no private key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scan_reports_a_missing_key_and_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    write_mbox(&mbox, 1, &[msg("other-only.eml")]);
+    let report = t.path().join("scan.jsonl");
+    let out = unseal()
+        .arg("scan")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("missing key:") && err.contains("CN=unseal test other"),
+        "{err}"
+    );
+    assert!(err.contains("1 item in 1 mailbox"), "{err}");
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), ENCRYPTED.len() + 2 + 1);
+    assert_eq!(lines[ENCRYPTED.len() + 1]["status"], "no_key");
+    assert_eq!(lines[0]["status"], "key_found");
+    assert!(lines.last().unwrap()["summary"].is_object());
+    // Nothing but the report.
+    let mut names: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["box.mbox", "scan.jsonl"]);
+
+    // --trial proves the keys; without the foreign message everything has a key: exit 0.
+    write_mbox(&mbox, 1, &[]);
+    unseal()
+        .arg("scan")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--trial")
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let lines = report_lines(&report);
+    assert_eq!(lines[0]["status"], "decrypted");
+    assert_eq!(lines[0]["cipher"], "AES-128-CBC");
+}
+
+#[test]
+fn decrypt_mbox_then_verify_then_detect_a_change() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("demo.mbox");
+    let n = write_mbox(&mbox, 2, &[]);
+    let out = t.path().join("out");
+    let report = t.path().join("night.jsonl");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let dec = out.join("demo.mbox");
+    assert_eq!(mbox_messages(&dec), n);
+    assert!(count_enveloped(&mbox) >= 2 * ENCRYPTED.len());
+    assert_eq!(count_enveloped(&dec), 0, "an envelope is left");
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), n + 1);
+    assert_eq!(lines[0]["item"], "demo.mbox#0");
+    assert_eq!(lines[0]["status"], "decrypted");
+    assert_eq!(lines[0]["key_transport"], "RSA PKCS#1 v1.5");
+    assert_eq!(lines[ENCRYPTED.len()]["status"], "plain");
+    assert_eq!(
+        lines[ENCRYPTED.len()]["sha256_in"],
+        lines[ENCRYPTED.len()]["sha256_out"]
+    );
+    assert!(out.join(".unseal-journal/demo.mbox.jsonl").exists());
+
+    let v = unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(
+        stdout.contains("safe to destroy the keys used for:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CN=unseal test rsa2048"), "{stdout}");
+
+    // Re-run: the journal says complete, nothing is redone.
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_eq!(mbox_messages(&dec), n);
+
+    // Alter one decrypted message: verify fails and names it.
+    let text = std::fs::read_to_string(&dec).unwrap();
+    let altered = text.replacen("plain body 1", "plain body X", 1);
+    assert_ne!(text, altered);
+    std::fs::write(&dec, altered).unwrap();
+    let v = unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    let idx = 2 * ENCRYPTED.len() + 1;
+    assert!(stdout.contains(&format!("demo.mbox#{idx}")), "{stdout}");
+    assert!(stdout.contains("NOT safe"), "{stdout}");
+}
+
+#[test]
+fn no_key_item_is_copied_unchanged_and_exit_1() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    let n = write_mbox(&mbox, 1, &[msg("other-only.eml")]);
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    let a = unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains(&format!("box.mbox#{}", n - 1)) && err.contains("no_key"),
+        "{err}"
+    );
+    assert_eq!(mbox_messages(&out.join("box.mbox")), n);
+    let lines = report_lines(&report);
+    let last = &lines[n - 1];
+    assert_eq!(last["status"], "no_key");
+    assert_eq!(last["sha256_in"], last["sha256_out"]);
+    // verify: not safe, the item is still encrypted.
+    let v = unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(stdout.contains("undecrypted"), "{stdout}");
+}
+
+#[test]
+fn tree_output_deleted_file_is_named_by_verify() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("mail");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    for (i, e) in ENCRYPTED.iter().enumerate() {
+        std::fs::write(tree.join("sub").join(format!("{i}.eml")), msg(e)).unwrap();
+    }
+    std::fs::write(tree.join("plain.eml"), plain(1)).unwrap();
+    std::fs::write(tree.join("notes.txt"), b"not mail").unwrap();
+    let out = t.path().join("out");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&tree)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_eq!(
+        std::fs::read(out.join("mail/notes.txt")).unwrap(),
+        b"not mail"
+    );
+    assert_eq!(std::fs::read(out.join("mail/plain.eml")).unwrap(), plain(1));
+    assert_eq!(count_enveloped(&out.join("mail/sub/0.eml")), 0);
+    unseal()
+        .arg("verify")
+        .arg(&tree)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    std::fs::remove_file(out.join("mail/sub/2.eml")).unwrap();
+    let v = unseal()
+        .arg("verify")
+        .arg(&tree)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(
+        stdout.contains("mail/sub/2.eml") && stdout.contains("missing"),
+        "{stdout}"
+    );
+    // Re-running decrypt restores exactly that file.
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&tree)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn killed_run_resumes_without_duplicates() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("big.mbox");
+    let n = write_mbox(&mbox, 200, &[]);
+    let out = t.path().join("out");
+    let journal = out.join(".unseal-journal/big.mbox.jsonl");
+    let bin = assert_cmd::cargo::cargo_bin("unseal");
+    let mut child = StdCommand::new(&bin)
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .arg("--jobs")
+        .arg("1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut killed = false;
+    loop {
+        let lines = std::fs::read_to_string(&journal)
+            .map(|s| s.lines().filter(|l| l.contains("\"t\":\"item\"")).count())
+            .unwrap_or(0);
+        if lines > 0 {
+            child.kill().unwrap(); // SIGKILL
+            killed = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.wait();
+    assert!(killed, "the run ended before it could be killed");
+    let done = std::fs::read_to_string(&journal).unwrap().lines().count();
+    assert!(
+        !out.join("big.mbox").exists(),
+        "partial output under its final name"
+    );
+    assert!(done < n, "killed too late to test resuming ({done} of {n})");
+
+    let report = t.path().join("r.jsonl");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    assert_eq!(
+        mbox_messages(&out.join("big.mbox")),
+        n,
+        "an item is duplicated or lost"
+    );
+    assert_eq!(count_enveloped(&out.join("big.mbox")), 0);
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), n + 1);
+    for (i, l) in lines[..n].iter().enumerate() {
+        assert_eq!(l["item"], format!("big.mbox#{i}"));
+    }
+    assert!(lines[n]["summary"]["counts"]["resumed"].as_u64().unwrap() > 0);
+    unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn in_place_with_backup_round_trips() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("mail");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mbox = dir.join("box.mbox");
+    let n = write_mbox(&mbox, 1, &[]);
+    let original = std::fs::read(&mbox).unwrap();
+    let backup = t.path().join("backup");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--in-place")
+        .arg("--backup")
+        .arg(&backup)
+        .assert()
+        .code(0);
+    assert_eq!(std::fs::read(backup.join("box.mbox")).unwrap(), original);
+    assert_eq!(mbox_messages(&mbox), n);
+    assert_eq!(count_enveloped(&mbox), 0);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    // The backup is the input, the replaced file the output.
+    unseal()
+        .arg("verify")
+        .arg(backup.join("box.mbox"))
+        .arg("--out")
+        .arg(&dir)
+        .assert()
+        .code(0);
+    // A second run changes nothing and never overwrites the backup.
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--in-place")
+        .arg("--backup")
+        .arg(&backup)
+        .assert()
+        .code(0);
+    assert_eq!(std::fs::read(backup.join("box.mbox")).unwrap(), original);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    unseal().assert().code(2);
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    write_mbox(&mbox, 1, &[]);
+    // decrypt without --out
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .assert()
+        .code(2);
+    // --in-place without --backup
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--in-place")
+        .assert()
+        .code(2);
+    // no usable key at all
+    unseal()
+        .arg("decrypt")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(t.path().join("o"))
+        .assert()
+        .code(2);
+    // a password is never taken from the command line
+    unseal()
+        .arg("keys")
+        .arg("--password")
+        .arg("secret")
+        .assert()
+        .code(2);
+}
