@@ -523,3 +523,192 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2);
 }
+
+fn demo() -> PathBuf {
+    fixtures().join("demo")
+}
+
+fn demo_keys() -> Vec<String> {
+    vec![
+        "--key".into(),
+        demo().join("demo.p12").display().to_string(),
+        "--password-file".into(),
+        demo().join("demo.password").display().to_string(),
+    ]
+}
+
+#[test]
+fn demo_mailbox_end_to_end() {
+    let out = unseal().arg("keys").args(demo_keys()).assert().code(0);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("CN=unseal demo"), "{stdout}");
+
+    let a = unseal()
+        .arg("scan")
+        .args(demo_keys())
+        .arg(demo().join("demo.mbox"))
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("missing key:") && err.contains("CN=unseal demo lost key"),
+        "{err}"
+    );
+
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    unseal()
+        .arg("decrypt")
+        .args(demo_keys())
+        .arg(demo().join("demo.mbox"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1); // the message for the lost key
+    let dec = std::fs::read(out.join("demo.mbox")).unwrap();
+    let text = String::from_utf8_lossy(&dec).replace("\r\n", "\n");
+    assert_eq!(text.matches("\nFrom alice@unseal.test ").count() + 1, 8);
+    for e in std::fs::read_dir(demo().join("expected")).unwrap() {
+        let want = std::fs::read(e.unwrap().path()).unwrap();
+        let want = String::from_utf8_lossy(&want).replace("\r\n", "\n");
+        assert!(
+            text.contains(want.trim_end()),
+            "missing decrypted body:\n{want}"
+        );
+    }
+    // Exactly the lost-key message is still an envelope.
+    assert_eq!(
+        text.to_ascii_lowercase()
+            .matches("application/pkcs7-mime")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn maildir_escrow_with_password_map_and_a_broken_key_file() {
+    let t = tempfile::tempdir().unwrap();
+    let escrow = t.path().join("escrow");
+    std::fs::create_dir_all(escrow.join("people")).unwrap();
+    std::fs::copy(demo().join("demo.p12"), escrow.join("people/bob.pfx")).unwrap();
+    std::fs::write(escrow.join("people/broken.p12"), b"not a key at all").unwrap();
+    std::fs::copy(keys().join("rsa2048.p12"), escrow.join("rsa.p12")).unwrap();
+    let pw_demo = std::fs::read_to_string(demo().join("demo.password")).unwrap();
+    let pw_rsa = std::fs::read_to_string(keys().join("password.txt")).unwrap();
+    let map = t.path().join("pw.tsv");
+    std::fs::write(
+        &map,
+        format!(
+            "people/bob.pfx\t{}\nrsa.p12\t{}\n",
+            pw_demo.lines().next().unwrap(),
+            pw_rsa.lines().next().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let md = t.path().join("Maildir");
+    for d in ["cur", "new", "tmp", ".Sent/cur", ".Sent/new", ".Sent/tmp"] {
+        std::fs::create_dir_all(md.join(d)).unwrap();
+    }
+    for (i, e) in ENCRYPTED.iter().enumerate() {
+        std::fs::write(md.join(format!("cur/{i}.host:2,S")), msg(e)).unwrap();
+    }
+    std::fs::write(md.join("new/9.host"), plain(9)).unwrap();
+    std::fs::write(md.join(".Sent/cur/1.host:2,S"), msg(ENCRYPTED[0])).unwrap();
+
+    let out = t.path().join("out");
+    let report = t.path().join("night.jsonl");
+    let a = unseal()
+        .arg("decrypt")
+        .arg("--keys")
+        .arg(&escrow)
+        .arg("--password-map")
+        .arg(&map)
+        .arg(&md)
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("broken.p12"), "{err}");
+    assert!(!err.contains(pw_rsa.trim()), "password printed");
+    let lines = report_lines(&report);
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["counts"]["decrypted"], ENCRYPTED.len() as u64 + 1);
+    assert!(
+        summary["key_files_failed"][0]
+            .as_str()
+            .unwrap()
+            .contains("broken.p12")
+    );
+
+    unseal()
+        .arg("verify")
+        .arg(&md)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    std::fs::remove_file(out.join("Maildir/.Sent/cur/1.host:2,S")).unwrap();
+    let v = unseal()
+        .arg("verify")
+        .arg(&md)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(stdout.contains(".Sent/cur/1.host:2,S"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_and_the_run_continues() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("big.mbox");
+    let n = write_mbox(&mbox, 200, &[]);
+    let out = t.path().join("out");
+    let journal = out.join(".unseal-journal/big.mbox.jsonl");
+    let bin = assert_cmd::cargo::cargo_bin("unseal");
+    let mut child = StdCommand::new(&bin)
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .arg("--jobs")
+        .arg("1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|s| s.contains("\"t\":\"item\"")) {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    StdCommand::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    if status.code() == Some(0) {
+        return; // finished before the signal arrived: nothing to check
+    }
+    assert_eq!(status.code(), Some(2));
+    assert!(!out.join("big.mbox").exists());
+    let journaled = std::fs::read_to_string(&journal).unwrap();
+    assert!(journaled.ends_with('\n'), "torn journal after Ctrl-C");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_eq!(mbox_messages(&out.join("big.mbox")), n);
+}
