@@ -390,13 +390,22 @@ fn wrong_key_tampering_and_unsupported_originators() {
 }
 
 #[test]
-fn pure_rust_provider_has_no_ec_keys() {
-    #[cfg(feature = "pure-rust")]
-    {
-        let err = unseal_core::provider::pure_rust::PureRust
+fn every_provider_refuses_a_malformed_ec_key_with_a_reason() {
+    for p in all_providers() {
+        let err = p
             .ec_private_key(EcCurve::P256, &[0x30, 0x00])
             .err()
             .unwrap();
-        assert!(matches!(err, Error::UnsupportedAlgorithm { .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Crypto {
+                    operation: "EC key setup",
+                    ..
+                }
+            ),
+            "{}: {err:?}",
+            p.name()
+        );
     }
 }

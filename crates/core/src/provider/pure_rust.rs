@@ -65,14 +65,22 @@ impl CryptoProvider for PureRust {
         )?))
     }
 
-    fn ec_private_key(&self, curve: EcCurve, _pkcs8_der: &[u8]) -> Result<Box<dyn EcPrivateKey>> {
-        Err(Error::UnsupportedAlgorithm {
-            what: "ECDH curve in the pure-Rust provider (no EC crate linked)",
-            oid: crate::oid::name(&match curve {
-                EcCurve::P256 => crate::oid::SECP256R1,
-                EcCurve::P384 => crate::oid::SECP384R1,
-                EcCurve::P521 => crate::oid::SECP521R1,
-            }),
+    fn ec_private_key(&self, curve: EcCurve, pkcs8_der: &[u8]) -> Result<Box<dyn EcPrivateKey>> {
+        use pkcs8::DecodePrivateKey;
+        let err = |e: pkcs8::Error| Error::Crypto {
+            operation: "EC key setup",
+            detail: e.to_string(),
+        };
+        Ok(match curve {
+            EcCurve::P256 => Box::new(PureEc::P256(
+                p256::SecretKey::from_pkcs8_der(pkcs8_der).map_err(err)?,
+            )),
+            EcCurve::P384 => Box::new(PureEc::P384(
+                p384::SecretKey::from_pkcs8_der(pkcs8_der).map_err(err)?,
+            )),
+            EcCurve::P521 => Box::new(PureEc::P521(
+                p521::SecretKey::from_pkcs8_der(pkcs8_der).map_err(err)?,
+            )),
         })
     }
 
@@ -127,5 +135,41 @@ impl CryptoProvider for PureRust {
             HashAlg::Sha384 => run::<sha2::Sha384>(parts),
             HashAlg::Sha512 => run::<sha2::Sha512>(parts),
         }
+    }
+}
+
+/// ECDH on the RustCrypto NIST curves. Parsing the peer point checks it is on the curve.
+enum PureEc {
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+    P521(p521::SecretKey),
+}
+
+impl EcPrivateKey for PureEc {
+    fn curve(&self) -> EcCurve {
+        match self {
+            PureEc::P256(_) => EcCurve::P256,
+            PureEc::P384(_) => EcCurve::P384,
+            PureEc::P521(_) => EcCurve::P521,
+        }
+    }
+
+    fn agree(&self, peer_point: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let bad = |_| Error::Crypto {
+            operation: "ECDH",
+            detail: "peer public key rejected".into(),
+        };
+        macro_rules! dh {
+            ($curve:ident, $k:expr) => {{
+                let peer = $curve::PublicKey::from_sec1_bytes(peer_point).map_err(bad)?;
+                let shared = $curve::ecdh::diffie_hellman($k.to_nonzero_scalar(), peer.as_affine());
+                zeroize::Zeroizing::new(shared.raw_secret_bytes().to_vec())
+            }};
+        }
+        Ok(match self {
+            PureEc::P256(k) => dh!(p256, k),
+            PureEc::P384(k) => dh!(p384, k),
+            PureEc::P521(k) => dh!(p521, k),
+        })
     }
 }
