@@ -63,6 +63,8 @@ pub struct Journal {
     pub started: bool,
     /// The output path the run announced (sink output).
     pub output: Option<String>,
+    /// The final output path recorded when the mailbox was completed.
+    pub final_output: Option<String>,
 }
 
 pub fn path_for(root: &Path, name: &str) -> PathBuf {
@@ -83,6 +85,7 @@ impl Journal {
             complete: false,
             started: false,
             output: None,
+            final_output: None,
         };
         let data = match std::fs::read(path) {
             Ok(d) => d,
@@ -143,7 +146,10 @@ impl Journal {
                     },
                 );
             }
-            Line::Complete { .. } => self.complete = true,
+            Line::Complete { output, .. } => {
+                self.complete = true;
+                self.final_output = Some(output);
+            }
         }
     }
 

@@ -466,6 +466,18 @@ fn run_mailbox_inner(
     let indexed = job.format == Format::Mbox;
     let final_out = job.out_root.join(&job.name);
 
+    if jr.complete
+        && jr
+            .final_output
+            .as_ref()
+            .is_some_and(|o| !Path::new(o).exists())
+    {
+        sh.progress.println(&format!(
+            "unseal: {}: the output of the earlier run is gone; decrypting again",
+            job.name
+        ));
+        jr.restart()?;
+    }
     if jr.complete {
         // Done by an earlier run: replay its records, touch nothing.
         for id in jr.order.clone() {
@@ -473,7 +485,7 @@ fn run_mailbox_inner(
                 res.note(sh, &e.record.clone(), true);
             }
         }
-        res.output = Some(final_out);
+        res.output = Some(jr.final_output.clone().map_or(final_out, PathBuf::from));
         return Ok(());
     }
 

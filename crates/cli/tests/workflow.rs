@@ -265,6 +265,24 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
     let idx = 2 * ENCRYPTED.len() + 1;
     assert!(stdout.contains(&format!("demo.mbox#{idx}")), "{stdout}");
     assert!(stdout.contains("NOT safe"), "{stdout}");
+
+    // Output deleted after a complete run: the next run makes it again.
+    std::fs::remove_file(&dec).unwrap();
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
 }
 
 #[test]
