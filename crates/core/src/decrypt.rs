@@ -308,6 +308,8 @@ impl<'k> Decryptor<'k> {
                 attempts.push((ri, ki));
             }
         }
+        // Keys tried only because of --try-all-keys must pass the MIME check outright.
+        let matched = attempts.len();
         if attempts.is_empty() && self.options.try_all_keys {
             for (ri, r) in parsed.recipients.iter().enumerate() {
                 for (ki, p) in self.prepared.iter().enumerate() {
@@ -336,7 +338,11 @@ impl<'k> Decryptor<'k> {
         }
 
         let mut last_error = None;
-        for (ri, ki) in attempts {
+        // A key whose plaintext passed every check but the MIME shape: kept in reserve. If no
+        // other key does better, its plaintext is the answer (real messages such as RFC 4134 5.3
+        // carry content without MIME headers); the shape only breaks ties between keys.
+        let mut not_mime: Option<(usize, usize)> = None;
+        for (n, &(ri, ki)) in attempts.iter().enumerate() {
             let recipient = &parsed.recipients[ri];
             match self.try_key(&header, &cipher, recipient, ki, check_mime, out) {
                 Ok((content_cipher, key_transport, ciphertext_len, plaintext_len)) => {
@@ -358,8 +364,37 @@ impl<'k> Decryptor<'k> {
                 }
                 // Output already started: another key can't help, and the caller must discard.
                 Err(TryError::Fatal(e)) => return Err(e),
+                Err(TryError::NotMime(e)) => {
+                    if n < matched {
+                        not_mime.get_or_insert((ri, ki));
+                    }
+                    last_error = Some(e);
+                }
                 Err(TryError::Next(e)) => last_error = Some(e),
             }
+        }
+        if let Some((ri, ki)) = not_mime {
+            let recipient = &parsed.recipients[ri];
+            return match self.try_key(&header, &cipher, recipient, ki, false, out) {
+                Ok((content_cipher, key_transport, ciphertext_len, plaintext_len)) => {
+                    Ok(LayerInfo {
+                        kind: header.kind,
+                        content_cipher,
+                        key_transport,
+                        recipients: all_ids,
+                        used_recipient: recipient.id.clone(),
+                        key_source: self
+                            .keys
+                            .keys()
+                            .get(ki)
+                            .map(|k| k.source.clone())
+                            .unwrap_or_default(),
+                        ciphertext_len,
+                        plaintext_len,
+                    })
+                }
+                Err(TryError::Fatal(e) | TryError::Next(e) | TryError::NotMime(e)) => Err(e),
+            };
         }
         Err(last_error.unwrap_or(Error::NoMatchingKey { recipients: vec![] }))
     }
@@ -511,7 +546,7 @@ impl<'k> Decryptor<'k> {
                 &f[..]
             };
             if !looks_like_mime_start(visible) {
-                return Err(wrong("the plaintext is not a MIME entity".into()));
+                return Err(not_mime(wrong("the plaintext is not a MIME entity".into())));
             }
         }
         // The key is right as far as can be told: stream.
@@ -580,11 +615,18 @@ impl<'k> Decryptor<'k> {
             .map_err(TryError::Next)?;
         gcm.finish(mac).map_err(|e| wrong(e.to_string()))?;
         if check_mime && !looks_like_mime_start(&plain[..plain.len().min(64)]) {
-            return Err(wrong("the plaintext is not a MIME entity".into()));
+            return Err(not_mime(wrong("the plaintext is not a MIME entity".into())));
         }
         out.write_all(&plain)
             .map_err(|e| TryError::Fatal(e.into()))?;
         Ok((total, plain.len() as u64))
+    }
+}
+
+fn not_mime(t: TryError) -> TryError {
+    match t {
+        TryError::Next(e) => TryError::NotMime(e),
+        other => other,
     }
 }
 
@@ -595,6 +637,9 @@ fn oid_name(c: &ContentCipher) -> String {
 enum TryError {
     /// This key didn't work; another might.
     Next(Error),
+    /// Every check passed but the plaintext does not start like MIME: another key may do
+    /// better, else this one is used.
+    NotMime(Error),
     /// Output was already written; stop.
     Fatal(Error),
 }
