@@ -82,6 +82,9 @@ impl fmt::Display for KeyProblem {
     }
 }
 
+/// How many recipients the display of [`Error::NoMatchingKey`] names before "and N more".
+const MAX_RECIPIENTS_SHOWN: usize = 20;
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -102,7 +105,17 @@ impl fmt::Display for Error {
                 write!(f, "bad parameters for {what} {oid}: {detail}")
             }
             Error::NoMatchingKey { recipients } => {
-                write!(f, "no key for any recipient: {}", recipients.join("; "))
+                // A hostile envelope may name 100,000 recipients: the line stays readable.
+                let shown = recipients.len().min(MAX_RECIPIENTS_SHOWN);
+                write!(
+                    f,
+                    "no key for any recipient: {}",
+                    recipients[..shown].join("; ")
+                )?;
+                if recipients.len() > shown {
+                    write!(f, "; and {} more", recipients.len() - shown)?;
+                }
+                Ok(())
             }
             Error::WrongKey { recipient, reason } => {
                 write!(f, "wrong key for recipient {recipient}: {reason}")
