@@ -131,6 +131,18 @@ pub fn parse(data: &[u8], password: Option<&str>) -> Result<P12Contents, P12Erro
                 return Ok(c);
             }
         }
+        // No candidate verifies the MAC. If the password given decrypts the contents anyway,
+        // the password is right and the file is damaged or altered: say so, rather than send
+        // the admin looking for another password.
+        if let Some((pw, _)) = candidates.first().filter(|_| given.is_some())
+            && parse_auth_safe(&auth, pw).is_ok_and(|c| !c.keys.is_empty())
+        {
+            return Err(P12Error::Corrupt(
+                "the MAC does not verify although the password decrypts the contents: the \
+                 file is damaged or was altered"
+                    .into(),
+            ));
+        }
         return Err(no_password_error());
     }
     // No MAC: the password is only checked by decryption.
