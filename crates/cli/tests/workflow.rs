@@ -603,6 +603,55 @@ fn demo_mailbox_end_to_end() {
     );
 }
 
+/// README's first command: with the old laptop's key as well, every encrypted message of the
+/// demo decrypts, exit 0, and verify says the keys may go.
+#[test]
+fn demo_with_both_keys_decrypts_everything_as_in_the_readme() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("demo-out");
+    let report = t.path().join("demo-out.jsonl");
+    let mut keys = demo_keys();
+    keys.extend([
+        "--key".into(),
+        demo().join("old-laptop.p12").display().to_string(),
+    ]);
+    unseal()
+        .arg("scan")
+        .args(&keys)
+        .arg(demo().join("demo.mbox"))
+        .arg("--trial")
+        .assert()
+        .code(0);
+    unseal()
+        .arg("decrypt")
+        .args(&keys)
+        .arg(demo().join("demo.mbox"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let lines = report_lines(&report);
+    let decrypted = lines.iter().filter(|l| l["status"] == "decrypted").count();
+    assert_eq!(decrypted, 6, "six encrypted demo messages");
+    assert_eq!(
+        count_enveloped(&out.join("demo.mbox")),
+        0,
+        "no envelope left"
+    );
+    let v = unseal()
+        .arg("verify")
+        .arg(demo().join("demo.mbox"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    let said = String::from_utf8_lossy(&v.get_output().stdout).to_string()
+        + &String::from_utf8_lossy(&v.get_output().stderr);
+    assert!(said.contains("safe to destroy"), "{said}");
+}
+
 #[test]
 fn maildir_escrow_with_password_map_and_a_broken_key_file() {
     let t = tempfile::tempdir().unwrap();
