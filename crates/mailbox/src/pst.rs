@@ -304,10 +304,14 @@ impl Walk<'_> {
             }
         }
 
-        let Some(hierarchy) = folder.hierarchy_table() else {
-            return Ok(());
-        };
-        let children: Vec<u32> = hierarchy.rows_matrix().map(|r| u32::from(r.id())).collect();
+        // Guarded like the contents table: a damaged hierarchy table panics inside the PST crate
+        // (reading it is lazy, so both the table and its rows are guarded).
+        let children: Vec<u32> = guard(|| {
+            Ok(folder
+                .hierarchy_table()
+                .map(|h| h.rows_matrix().map(|r| u32::from(r.id())).collect())
+                .unwrap_or_default())
+        })?;
         for child in children {
             if self.summary.stopped {
                 return Ok(());
