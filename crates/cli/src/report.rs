@@ -120,20 +120,6 @@ impl Report {
     }
 }
 
-/// Days since 1970-01-01 -> (year, month, day); Howard Hinnant's civil_from_days.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -143,23 +129,7 @@ pub fn unix_now() -> i64 {
 
 /// RFC 2822 date in UTC, e.g. "Wed, 25 Nov 2026 13:34:52 +0000".
 pub fn rfc2822(secs: i64) -> String {
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        WD[days.rem_euclid(7) as usize],
-        d,
-        MO[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    unseal_mailbox::date::rfc5322(secs)
 }
 
 pub fn now_rfc2822() -> String {
@@ -170,7 +140,7 @@ pub fn now_rfc2822() -> String {
 pub fn iso(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
+    let (y, m, d) = unseal_mailbox::date::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -189,7 +159,7 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc2822(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc2822(1795613692), "Wed, 25 Nov 2026 13:34:52 +0000");
         assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
     }

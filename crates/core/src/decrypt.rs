@@ -337,31 +337,39 @@ impl<'k> Decryptor<'k> {
             return Err(Error::NoMatchingKey { recipients: names });
         }
 
+        let layer = |ri: usize, ki: usize, opened: (String, String, u64, u64)| {
+            let (content_cipher, key_transport, ciphertext_len, plaintext_len) = opened;
+            LayerInfo {
+                kind: header.kind,
+                content_cipher,
+                key_transport,
+                recipients: all_ids.clone(),
+                used_recipient: parsed.recipients[ri].id.clone(),
+                key_source: self
+                    .keys
+                    .keys()
+                    .get(ki)
+                    .map(|k| k.source.clone())
+                    .unwrap_or_default(),
+                ciphertext_len,
+                plaintext_len,
+            }
+        };
         let mut last_error = None;
         // A key whose plaintext passed every check but the MIME shape: kept in reserve. If no
         // other key does better, its plaintext is the answer (real messages such as RFC 4134 5.3
         // carry content without MIME headers); the shape only breaks ties between keys.
         let mut not_mime: Option<(usize, usize)> = None;
         for (n, &(ri, ki)) in attempts.iter().enumerate() {
-            let recipient = &parsed.recipients[ri];
-            match self.try_key(&header, &cipher, recipient, ki, check_mime, out) {
-                Ok((content_cipher, key_transport, ciphertext_len, plaintext_len)) => {
-                    return Ok(LayerInfo {
-                        kind: header.kind,
-                        content_cipher,
-                        key_transport,
-                        recipients: all_ids,
-                        used_recipient: recipient.id.clone(),
-                        key_source: self
-                            .keys
-                            .keys()
-                            .get(ki)
-                            .map(|k| k.source.clone())
-                            .unwrap_or_default(),
-                        ciphertext_len,
-                        plaintext_len,
-                    });
-                }
+            match self.try_key(
+                &header,
+                &cipher,
+                &parsed.recipients[ri],
+                ki,
+                check_mime,
+                out,
+            ) {
+                Ok(opened) => return Ok(layer(ri, ki, opened)),
                 // Output already started: another key can't help, and the caller must discard.
                 Err(TryError::Fatal(e)) => return Err(e),
                 Err(TryError::NotMime(e)) => {
@@ -374,25 +382,8 @@ impl<'k> Decryptor<'k> {
             }
         }
         if let Some((ri, ki)) = not_mime {
-            let recipient = &parsed.recipients[ri];
-            return match self.try_key(&header, &cipher, recipient, ki, false, out) {
-                Ok((content_cipher, key_transport, ciphertext_len, plaintext_len)) => {
-                    Ok(LayerInfo {
-                        kind: header.kind,
-                        content_cipher,
-                        key_transport,
-                        recipients: all_ids,
-                        used_recipient: recipient.id.clone(),
-                        key_source: self
-                            .keys
-                            .keys()
-                            .get(ki)
-                            .map(|k| k.source.clone())
-                            .unwrap_or_default(),
-                        ciphertext_len,
-                        plaintext_len,
-                    })
-                }
+            return match self.try_key(&header, &cipher, &parsed.recipients[ri], ki, false, out) {
+                Ok(opened) => Ok(layer(ri, ki, opened)),
                 Err(TryError::Fatal(e) | TryError::Next(e) | TryError::NotMime(e)) => Err(e),
             };
         }

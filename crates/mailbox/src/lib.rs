@@ -5,6 +5,7 @@
 
 pub mod atomic;
 mod body;
+pub mod date;
 pub mod detect;
 pub mod error;
 pub mod maildir;

@@ -12,9 +12,8 @@ use unseal_mailbox::{Format, OutFormat};
 use crate::args::{DecryptCmd, OutFormatArg};
 use crate::pipeline::{self, Counts, Ctx, MailboxJob, MailboxResult, Shared};
 use crate::progress::Progress;
-use crate::report::{Record, Report, sha256_hex};
+use crate::report::{Record, sha256_hex};
 use crate::uc::mime::MessageOptions;
-use crate::uc::{DecryptOptions, Decryptor};
 use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
 
 /// Nesting of envelopes inside envelopes that is still opened.
@@ -65,27 +64,14 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         log("no usable key loaded: nothing can be decrypted (give --key FILE or --keys DIR)");
         return EXIT_FATAL;
     }
-    let report = match Report::create(cmd.report.as_deref()) {
-        Ok(r) => r,
-        Err(e) => {
-            log(&e);
-            return EXIT_FATAL;
-        }
-    };
-    let dec = match Decryptor::new(
-        &loaded.ring,
-        crate::uc::provider::default_provider(),
-        DecryptOptions {
-            try_all_keys: cmd.try_all_keys,
-            check_mime: true,
-        },
-    ) {
-        Ok(d) => d,
-        Err(e) => {
-            log(&format!("cannot prepare the keys: {e}"));
-            return EXIT_FATAL;
-        }
-    };
+    let (report, dec) =
+        match super::report_and_decryptor(&loaded.ring, cmd.report.as_deref(), cmd.try_all_keys) {
+            Ok(x) => x,
+            Err(e) => {
+                log(&e);
+                return EXIT_FATAL;
+            }
+        };
     let ctx = Ctx {
         dec: &dec,
         msg_opts: MessageOptions {

@@ -15,7 +15,6 @@ use crate::pipeline::{self, Counts, Ctx, Scanned};
 use crate::progress::Progress;
 use crate::report::{Record, Report};
 use crate::uc::mime::MessageOptions;
-use crate::uc::{DecryptOptions, Decryptor};
 use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
 
 const BATCH: usize = 64;
@@ -42,27 +41,14 @@ pub fn run(cmd: &ScanCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             return EXIT_FATAL;
         }
     };
-    let report = match Report::create(cmd.report.as_deref()) {
-        Ok(r) => r,
-        Err(e) => {
-            log(&e);
-            return EXIT_FATAL;
-        }
-    };
-    let dec = match Decryptor::new(
-        &loaded.ring,
-        crate::uc::provider::default_provider(),
-        DecryptOptions {
-            try_all_keys: cmd.try_all_keys,
-            check_mime: true,
-        },
-    ) {
-        Ok(d) => d,
-        Err(e) => {
-            log(&format!("cannot prepare the keys: {e}"));
-            return EXIT_FATAL;
-        }
-    };
+    let (report, dec) =
+        match super::report_and_decryptor(&loaded.ring, cmd.report.as_deref(), cmd.try_all_keys) {
+            Ok(x) => x,
+            Err(e) => {
+                log(&e);
+                return EXIT_FATAL;
+            }
+        };
     let ctx = Ctx {
         dec: &dec,
         msg_opts: MessageOptions {
