@@ -49,6 +49,54 @@ pub fn decode_cms(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     Ok(Cow::Owned(der))
 }
 
+/// Whether DER/BER bytes start like a CMS ContentInfo holding EnvelopedData or
+/// AuthEnvelopedData: SEQUENCE, any length form, then the content-type OID. Format sniffing
+/// only (no cryptography): it lets an encrypted blob inside an EML tree be decrypted instead of
+/// copied, whatever its file name.
+pub fn is_cms_envelope(der: &[u8]) -> bool {
+    const ENVELOPED: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03,
+    ];
+    const AUTH_ENVELOPED: [u8; 13] = [
+        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17,
+    ];
+    let Some((&0x30, rest)) = der.split_first() else {
+        return false;
+    };
+    let Some((&len, rest)) = rest.split_first() else {
+        return false;
+    };
+    let skip = match len {
+        0x00..=0x80 => 0,
+        0x81..=0x84 => usize::from(len & 0x7f),
+        _ => return false,
+    };
+    let oid = rest.get(skip..).unwrap_or(&[]);
+    oid.starts_with(&ENVELOPED) || oid.starts_with(&AUTH_ENVELOPED)
+}
+
+/// A non-message file of an EML tree that holds an envelope (raw, PEM or base64, any name):
+/// its decoded CMS bytes.
+pub fn envelope_in_file(bytes: &[u8], name: &Path) -> Option<Vec<u8>> {
+    let p7m = name
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("p7m") || e.eq_ignore_ascii_case("p7"));
+    if is_cms_envelope(bytes) {
+        return Some(bytes.to_vec());
+    }
+    // Text encodings are only tried where the name or a PEM label says CMS, so that ordinary
+    // text files are never decoded on a guess.
+    let pem = memchr::memmem::find(bytes, b"-----BEGIN PKCS7-----").is_some()
+        || memchr::memmem::find(bytes, b"-----BEGIN CMS-----").is_some();
+    if !(p7m || pem) {
+        return None;
+    }
+    decode_cms(bytes)
+        .ok()
+        .filter(|d| is_cms_envelope(d))
+        .map(Cow::into_owned)
+}
+
 /// Output file name for a single-file input: `x.txt.p7m` -> `x.txt`, `smime.p7m` ->
 /// `smime.eml`, `a.msg` -> `a.eml`, anything else unchanged.
 pub fn output_name(name: &Path) -> PathBuf {
@@ -207,5 +255,62 @@ mod tests {
         s.write(&items[0].meta, b"%PDF").unwrap();
         assert_eq!(s.finish().unwrap(), out.join("report.pdf"));
         assert_eq!(fs::read(out.join("report.pdf")).unwrap(), b"%PDF");
+    }
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_recognised_in_any_length_form() {
+        let oid = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03,
+        ];
+        for head in [
+            &[0x30, 0x80][..],
+            &[0x30, 0x20],
+            &[0x30, 0x82, 0x01, 0x00],
+            &[0x30, 0x84, 0, 0, 1, 0],
+        ] {
+            let mut v = head.to_vec();
+            v.extend_from_slice(&oid);
+            assert!(is_cms_envelope(&v), "{head:02x?}");
+        }
+        // signed-data (…07 02) is not an envelope; nor is text.
+        assert!(!is_cms_envelope(&[
+            0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02
+        ]));
+        assert!(!is_cms_envelope(b"0\x80 hello"));
+        assert!(!is_cms_envelope(&[]));
+    }
+
+    #[test]
+    fn text_is_decoded_only_when_named_or_labelled() {
+        let der = {
+            let mut v = vec![
+                0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03,
+            ];
+            v.extend_from_slice(&[0xa0, 0x80, 0, 0, 0, 0]);
+            v
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        assert_eq!(
+            envelope_in_file(&der, Path::new("x.bin")).as_deref(),
+            Some(&der[..])
+        );
+        assert_eq!(
+            envelope_in_file(b64.as_bytes(), Path::new("x.p7m")).as_deref(),
+            Some(&der[..])
+        );
+        assert_eq!(
+            envelope_in_file(b64.as_bytes(), Path::new("notes.txt")),
+            None
+        );
+        let pem = format!("-----BEGIN PKCS7-----\n{b64}\n-----END PKCS7-----\n");
+        assert_eq!(
+            envelope_in_file(pem.as_bytes(), Path::new("notes.txt")).as_deref(),
+            Some(&der[..])
+        );
     }
 }

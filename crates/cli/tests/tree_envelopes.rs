@@ -1,0 +1,57 @@
+//! An encrypted blob inside a folder of .eml files, under any name (a raw DER attachment saved as
+//! .bin, a PEM .p7m), is decrypted in place rather than copied: otherwise it would be lost with
+//! the key. Ordinary files are still copied byte for byte.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+#[test]
+fn envelopes_under_any_name_in_a_tree_are_decrypted() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("saved");
+    std::fs::create_dir_all(tree.join("attachments")).unwrap();
+    let m = fixtures().join("messages");
+    std::fs::copy(
+        m.join("aes256-cbc.der.p7m"),
+        tree.join("attachments/blob.bin"),
+    )
+    .unwrap();
+    std::fs::copy(
+        m.join("aes128-cbc.pem.p7m"),
+        tree.join("attachments/report.p7m"),
+    )
+    .unwrap();
+    std::fs::copy(m.join("des-cbc.der.eml"), tree.join("mail.eml")).unwrap();
+    std::fs::write(tree.join("notes.txt"), b"not mail\n").unwrap();
+    let out = t.path().join("out");
+    let keys = fixtures().join("keys");
+    let run = |cmd: &str| {
+        let mut c = Command::cargo_bin("unseal").unwrap();
+        c.env_remove("UNSEAL_PASSWORD").arg(cmd);
+        if cmd != "verify" {
+            c.arg("--key").arg(keys.join("rsa2048.p12"));
+            c.arg("--password-file").arg(keys.join("password.txt"));
+        }
+        c.arg(&tree).arg("--out").arg(&out);
+        c
+    };
+    run("decrypt").assert().code(0);
+    let expected = |name: &str| std::fs::read(fixtures().join("expected").join(name)).unwrap();
+    assert_eq!(
+        std::fs::read(out.join("saved/attachments/blob.bin")).unwrap(),
+        expected("aes256-cbc.der.p7m.out")
+    );
+    assert_eq!(
+        std::fs::read(out.join("saved/attachments/report.p7m")).unwrap(),
+        expected("aes128-cbc.pem.p7m.out")
+    );
+    assert_eq!(
+        std::fs::read(out.join("saved/notes.txt")).unwrap(),
+        b"not mail\n"
+    );
+    run("verify").assert().code(0);
+}
