@@ -570,9 +570,13 @@ fn run_mailbox_inner(
             .collect();
         let mut lines = Vec::with_capacity(done.len());
         for (item, p) in batch.iter().zip(done) {
-            let body = p.body.as_deref().unwrap_or(item.bytes());
             let mut rec = p.record;
-            match sink.write(&item.meta, body) {
+            let written = match p.body.as_deref() {
+                Some(body) => sink.write(&item.meta, body),
+                // Plain, or left encrypted: copied so that it is byte-identical.
+                None => sink.write_unchanged(&item.meta, item.bytes()),
+            };
+            match written {
                 Ok(()) => {
                     let pos = positional.then(|| sink.position());
                     lines.push(journal_item(&rec, pos));

@@ -163,6 +163,14 @@ pub trait Sink: Send {
     /// Writes one item. `meta` is the item's [`Meta`] from the source.
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error>;
 
+    /// Writes an item whose bytes are exactly as the source yielded them (plain, or left
+    /// encrypted for want of a key). A sink may then keep framing it would otherwise
+    /// normalise, so the copy is byte-identical: an mbox keeps a Content-Length header even
+    /// when it is wrong, as old Netscape mailboxes have them.
+    fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        self.write(meta, body)
+    }
+
     /// Whether this item's output already exists (per-file sinks; lets a resumed run skip it).
     fn already_written(&self, _meta: &Meta) -> bool {
         false

@@ -71,6 +71,10 @@ pub struct MboxMeta {
     pub from_line: Vec<u8>,
     pub variant: MboxVariant,
     pub eol: Eol,
+    /// Whether a line ending separated this message from what follows. Only the last message of
+    /// a file that does not end in a line ending lacks one; writing it back the same way keeps
+    /// the copy byte-identical.
+    pub trailing_eol: bool,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -370,11 +374,25 @@ pub fn encode_message(
     msg: &[u8],
     out: &mut Vec<u8>,
 ) {
+    encode_framed(from_line, eol, variant, msg, false, true, out)
+}
+
+/// As [`encode_message`]; with `unchanged`, the headers are written as they are (no
+/// Content-Length rewrite), so an item copied through comes out byte-identical.
+fn encode_framed(
+    from_line: &[u8],
+    eol: Eol,
+    variant: MboxVariant,
+    msg: &[u8],
+    unchanged: bool,
+    trailing_eol: bool,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(from_line);
     if !from_line.ends_with(b"\n") {
         out.extend_from_slice(eol.bytes());
     }
-    if variant.uses_content_length() {
+    if variant.uses_content_length() && !unchanged {
         let (headers, blank, body): (&[u8], &[u8], &[u8]) = match header_end(msg) {
             Some(h) => {
                 let head = msg.get(..h).unwrap_or(&[]);
@@ -399,7 +417,9 @@ pub fn encode_message(
     } else {
         quote_into(msg, variant, out);
     }
-    out.extend_from_slice(eol.bytes());
+    if trailing_eol {
+        out.extend_from_slice(eol.bytes());
+    }
 }
 
 /// How many messages / bytes variant detection looks at.
@@ -541,6 +561,7 @@ impl Iterator for MboxReader {
             from_line: data.get(s.from_start..s.from_end).unwrap_or(&[]).to_vec(),
             variant: self.variant,
             eol: self.eol,
+            trailing_eol: s.next > s.msg_end,
         };
         Some(Ok(Item::new(
             index.to_string(),
@@ -594,8 +615,8 @@ impl MboxSink {
     }
 }
 
-impl Sink for MboxSink {
-    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+impl MboxSink {
+    fn write_item(&mut self, meta: &Meta, body: &[u8], unchanged: bool) -> Result<(), Error> {
         self.start_fresh()?;
         self.buf.clear();
         match &meta.location {
@@ -603,7 +624,15 @@ impl Sink for MboxSink {
             Location::Mbox(m)
                 if is_from_line(&m.from_line) && !trim_eol(&m.from_line).contains(&b'\n') =>
             {
-                encode_message(&m.from_line, m.eol, m.variant, body, &mut self.buf)
+                encode_framed(
+                    &m.from_line,
+                    m.eol,
+                    m.variant,
+                    body,
+                    unchanged,
+                    m.trailing_eol,
+                    &mut self.buf,
+                )
             }
             _ => {
                 let line = generated_from_line(meta.mtime);
@@ -621,6 +650,16 @@ impl Sink for MboxSink {
             .map_err(|e| Error::io_path(&self.partial, "write", e))?;
         self.pos += self.buf.len() as u64;
         Ok(())
+    }
+}
+
+impl Sink for MboxSink {
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        self.write_item(meta, body, false)
+    }
+
+    fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        self.write_item(meta, body, true)
     }
 
     fn position(&self) -> u64 {

@@ -243,6 +243,16 @@ fn mimekit_content_length_mbox_has_29_messages() {
         };
         assert_eq!(strip(a.bytes()), strip(b.bytes()));
     }
+
+    // Copied through unchanged (nothing to decrypt), the file is byte-identical, its wrong
+    // Content-Length headers included.
+    let d2 = tempfile::tempdir().unwrap();
+    let mut sink = crate::create_sink(crate::OutFormat::Mbox, &p, d2.path()).unwrap();
+    for it in &items {
+        sink.write_unchanged(&it.meta, it.bytes()).unwrap();
+    }
+    let out = sink.finish().unwrap();
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&p).unwrap());
 }
 
 #[test]
@@ -294,6 +304,7 @@ fn sink_resume_truncates_to_recorded_position() {
             from_line: b"From a@b\n".to_vec(),
             variant: MboxVariant::Mboxrd,
             eol: Eol::Lf,
+            trailing_eol: true,
         }),
         mtime: None,
     };
@@ -436,6 +447,7 @@ fn file_round_trip(msgs: &[Vec<u8>], variant: MboxVariant, eol: Eol) -> Vec<Vec<
                 from_line: from.to_vec(),
                 variant,
                 eol,
+                trailing_eol: true,
             }),
             mtime: None,
         };
