@@ -179,74 +179,27 @@ pub fn strip_zeros(b: &[u8]) -> &[u8] {
     &b[start..]
 }
 
+/// One element at the start of `input`, with the crate's one BER reader ([`crate::cms::ber`]).
 fn read_tlv(input: &[u8], depth: usize) -> BerResult<(Tlv<'_>, &[u8])> {
     if depth > MAX_DEPTH {
         return Err(BerError::new("nesting too deep"));
     }
-    let (&tag, rest) = input
-        .split_first()
+    let tag = *input
+        .first()
         .ok_or_else(|| BerError::new("unexpected end of data"))?;
     if tag & 0x1f == 0x1f {
         return Err(BerError::new("multi-byte tags are not used in key files"));
     }
-    let (&l0, mut rest) = rest
-        .split_first()
-        .ok_or_else(|| BerError::new("truncated length"))?;
-    if l0 == 0x80 {
-        if tag & 0x20 == 0 {
-            return Err(BerError::new("indefinite length on a primitive element"));
-        }
-        // Walk the children until the end-of-contents marker.
-        let start = rest;
-        loop {
-            if rest.len() < 2 {
-                return Err(BerError::new("missing end-of-contents"));
-            }
-            if rest[0] == 0 && rest[1] == 0 {
-                let content_len = start.len() - rest.len();
-                let after = &rest[2..];
-                let total = input.len() - after.len();
-                return Ok((
-                    Tlv {
-                        tag,
-                        content: &start[..content_len],
-                        raw: &input[..total],
-                    },
-                    after,
-                ));
-            }
-            let (_, r) = read_tlv(rest, depth + 1)?;
-            rest = r;
-        }
-    }
-    let len = if l0 & 0x80 == 0 {
-        usize::from(l0)
-    } else {
-        let n = usize::from(l0 & 0x7f);
-        if n > 4 || n > rest.len() {
-            return Err(BerError::new("bad length"));
-        }
-        let v = rest[..n]
-            .iter()
-            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
-        rest = &rest[n..];
-        v
+    let mut r = crate::cms::ber::Reader::new(input);
+    let short = |e: crate::Error| BerError::new(e.to_string());
+    let h = r.header("element").map_err(short)?;
+    let raw = r.finish_raw(&h, depth).map_err(short)?;
+    let content_end = match h.len {
+        Some(l) => h.content_start + l,
+        None => raw.len() - 2,
     };
-    if len > rest.len() {
-        return Err(BerError::new(format!(
-            "element of {len} bytes but only {} remain (truncated?)",
-            rest.len()
-        )));
-    }
-    let header = input.len() - rest.len();
-    Ok((
-        Tlv {
-            tag,
-            content: &rest[..len],
-            raw: &input[..header + len],
-        },
-        &rest[len..],
-    ))
+    let content = input.get(h.content_start..content_end).unwrap_or(&[]);
+    Ok((Tlv { tag, content, raw }, &input[raw.len()..]))
 }
 
 /// Appends a DER header.

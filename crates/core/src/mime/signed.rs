@@ -6,6 +6,7 @@
 //! reject. Only the path ContentInfo → SignedData → EncapsulatedContentInfo → eContent is
 //! followed; nothing is verified here (signatures stay untouched or are removed whole).
 
+use crate::cms::ber;
 use crate::error::{Error, Result};
 use crate::oid;
 
@@ -36,7 +37,8 @@ fn asn1(what: &'static str, offset: usize, detail: &str) -> Error {
     }
 }
 
-/// Reads the TLV starting at `pos`, walking indefinite-length content to find its end.
+/// Reads the TLV starting at `pos`, walking indefinite-length content to find its end (with the
+/// crate's one BER reader, [`crate::cms::ber`]).
 pub fn read_tlv(data: &[u8], pos: usize, depth: usize) -> Result<Tlv> {
     if depth > MAX_BER_DEPTH {
         return Err(Error::Limit {
@@ -44,79 +46,24 @@ pub fn read_tlv(data: &[u8], pos: usize, depth: usize) -> Result<Tlv> {
             limit: MAX_BER_DEPTH as u64,
         });
     }
-    let trunc = |p: usize| Error::Truncated {
+    let at = data.get(pos..).ok_or(Error::Truncated {
         what: "BER element",
-        offset: p as u64,
+        offset: pos as u64,
+    })?;
+    let mut r = ber::Reader::with_base(at, pos as u64);
+    let h = r.header("BER element")?;
+    let raw_len = r.finish_raw(&h, depth)?.len();
+    let tag = at.first().copied().unwrap_or(0);
+    let content_start = pos + h.content_start;
+    let end = pos + raw_len;
+    let content_end = match h.len {
+        Some(l) => content_start + l,
+        None => end - 2,
     };
-    let tag = *data.get(pos).ok_or_else(|| trunc(pos))?;
-    let mut p = pos + 1;
-    if tag & 0x1f == 0x1f {
-        // High tag number: base-128 continuation bytes.
-        let mut n = 0;
-        loop {
-            let b = *data.get(p).ok_or_else(|| trunc(p))?;
-            p += 1;
-            n += 1;
-            if n > 4 {
-                return Err(asn1("BER tag", pos, "tag number too large"));
-            }
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-    }
-    let l0 = *data.get(p).ok_or_else(|| trunc(p))?;
-    p += 1;
-    if l0 == 0x80 {
-        if tag & 0x20 == 0 {
-            return Err(asn1(
-                "BER length",
-                pos,
-                "indefinite length on a primitive element",
-            ));
-        }
-        let content_start = p;
-        let mut q = p;
-        loop {
-            match (data.get(q), data.get(q + 1)) {
-                (Some(0), Some(0)) => {
-                    return Ok(Tlv {
-                        tag,
-                        content_start,
-                        content_end: q,
-                        end: q + 2,
-                    });
-                }
-                (None, _) | (_, None) => return Err(trunc(q)),
-                _ => q = read_tlv(data, q, depth + 1)?.end,
-            }
-        }
-    }
-    let len = if l0 < 0x80 {
-        l0 as usize
-    } else {
-        let n = (l0 & 0x7f) as usize;
-        if n > 8 {
-            return Err(asn1("BER length", pos, "length of length too large"));
-        }
-        let mut len: u64 = 0;
-        for _ in 0..n {
-            let b = *data.get(p).ok_or_else(|| trunc(p))?;
-            p += 1;
-            len = (len << 8) | u64::from(b);
-        }
-        usize::try_from(len).map_err(|_| asn1("BER length", pos, "length too large"))?
-    };
-    let end = p
-        .checked_add(len)
-        .ok_or_else(|| asn1("BER length", pos, "length overflows"))?;
-    if end > data.len() {
-        return Err(trunc(pos));
-    }
     Ok(Tlv {
         tag,
-        content_start: p,
-        content_end: end,
+        content_start,
+        content_end,
         end,
     })
 }
