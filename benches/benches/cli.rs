@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use unseal_benches as ub;
 
 fn config() -> Criterion {
@@ -83,6 +85,8 @@ fn cli(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("unseal_decrypt");
     g.throughput(Throughput::Elements(MESSAGES as u64));
+    // Each iteration takes long: the same few iterations per sample, not 1..=10.
+    g.sampling_mode(SamplingMode::Flat);
     for (name, input) in [("mbox", &mbox), ("maildir", &maildir)] {
         g.bench_with_input(
             BenchmarkId::new(format!("{MESSAGES} x 20KB AES-256"), name),

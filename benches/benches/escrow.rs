@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p unseal-benches --bench escrow`
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use unseal_benches as ub;
 use unseal_core::keyring::KeyRing;
 
@@ -24,6 +24,8 @@ fn escrow(c: &mut Criterion) {
     let files = ub::escrow(n);
     let mut g = c.benchmark_group("keyring");
     g.throughput(Throughput::Elements(n as u64));
+    // Each iteration takes long: the same few iterations per sample, not 1..=10.
+    g.sampling_mode(SamplingMode::Flat);
     g.bench_function(format!("load_file {n} x PFX RSA-2048"), |b| {
         b.iter(|| {
             let mut ring = KeyRing::new();
