@@ -154,6 +154,39 @@ fn is_b64(c: u8) -> bool {
 /// skipped, padding may be missing. Works in chunks so that no filtered copy of the whole body
 /// is made. A dangling single character (6 bits, no whole byte) is dropped.
 pub fn decode_base64(body: &[u8]) -> Vec<u8> {
+    decode_base64_lines(body).unwrap_or_else(|| decode_base64_filtered(body))
+}
+
+/// The fast path for well-formed bodies (lines of base64, any line ending, trailing blanks):
+/// lines are found with memchr and copied whole into a buffer the base64 crate decodes in large
+/// blocks. `None` when anything else is in there; the filtering path then takes over.
+fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
+    const BLOCK: usize = 64 * 1024;
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut chunk: Vec<u8> = Vec::with_capacity(BLOCK + 1024);
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    while start < body.len() {
+        let end = ends.next()?;
+        let line = body.get(start..end)?.trim_ascii();
+        start = end + 1;
+        chunk.extend_from_slice(line);
+        if chunk.len() >= BLOCK {
+            let keep = chunk.len() - chunk.len() % 4;
+            LENIENT.decode_vec(&chunk[..keep], &mut out).ok()?;
+            chunk.drain(..keep);
+        }
+    }
+    if chunk.len() % 4 == 1 {
+        chunk.pop();
+    }
+    if !chunk.is_empty() {
+        LENIENT.decode_vec(&chunk, &mut out).ok()?;
+    }
+    Some(out)
+}
+
+fn decode_base64_filtered(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
     let mut chunk: Vec<u8> = Vec::with_capacity(4096);
     for &c in body {
@@ -421,5 +454,51 @@ mod tests {
             classify_der_prefix(&[0x30, 0x80, 0x06, 0x00]),
             PartKind::Other
         );
+    }
+}
+
+#[cfg(test)]
+mod base64_tests {
+    use super::*;
+    use base64::Engine;
+
+    fn encode_lines(data: &[u8], width: usize, eol: &str) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(width)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        (lines.join(eol) + eol).into_bytes()
+    }
+
+    #[test]
+    fn fast_and_filtering_paths_agree() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for (width, eol) in [(76, "\r\n"), (64, "\n"), (4, "\n"), (1000, "\r\n")] {
+            for len in [0, 1, 2, 3, 4, 5, 100, 65_537, 200_000] {
+                let body = encode_lines(&data[..len], width, eol);
+                assert!(
+                    decode_base64_lines(&body).is_some(),
+                    "clean body takes the fast path"
+                );
+                assert_eq!(
+                    decode_base64(&body),
+                    data[..len],
+                    "width {width}, {len} bytes"
+                );
+                assert_eq!(decode_base64_filtered(&body), data[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn junk_falls_back_to_filtering() {
+        let mut body = encode_lines(b"hello, world, this is base64", 8, "\n");
+        body.splice(3..3, b"!!".iter().copied());
+        assert!(decode_base64_lines(&body).is_none());
+        assert_eq!(decode_base64(&body), b"hello, world, this is base64");
     }
 }
