@@ -101,3 +101,25 @@ fn oaep_with_a_wrongly_declared_mgf1_hash_falls_back_to_the_oaep_hash() {
         );
     }
 }
+
+#[test]
+fn a_bad_gcm_tag_publishes_nothing_with_any_provider() {
+    for name in ["aes128-gcm.ber.p7m"] {
+        let mut cms = std::fs::read(fixtures().join("messages").join(name)).unwrap();
+        let mac = unseal_core::cms::envelope::parse(&cms)
+            .unwrap()
+            .mac
+            .unwrap();
+        let at = cms.windows(mac.len()).rposition(|w| w == &mac[..]).unwrap();
+        cms[at + mac.len() - 1] ^= 1;
+        let r = ring();
+        for p in all_providers() {
+            let dec = Decryptor::new(&r, p, DecryptOptions::default()).unwrap();
+            let mut out = Vec::new();
+            let err = dec.decrypt_cms_with(&cms, &mut out, false).unwrap_err();
+            assert_eq!(err.kind(), "wrong_key", "[{}] {err}", p.name());
+            assert!(err.to_string().contains("tag"), "[{}] {err}", p.name());
+            assert!(out.is_empty(), "[{}] nothing written", p.name());
+        }
+    }
+}

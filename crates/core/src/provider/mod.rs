@@ -133,6 +133,19 @@ pub trait CryptoProvider: Send + Sync + std::fmt::Debug {
     fn ec_private_key(&self, curve: EcCurve, pkcs8_der: &[u8]) -> Result<Box<dyn EcPrivateKey>>;
     fn cbc_decryptor(&self, cipher: BlockCipher, key: &[u8]) -> Result<Box<dyn CbcDecrypt>>;
     fn aes_encryptor(&self, key: &[u8]) -> Result<Box<dyn AesEncrypt>>;
+    /// One-shot AES-GCM decryption in place, for providers with a fast implementation of the
+    /// common case (96-bit nonce, 128-bit tag). `Ok(false)`: not offered for these parameters,
+    /// use [`crate::content::gcm::GcmDecryptor`]. `Err`: the tag does not verify.
+    fn aes_gcm_open(
+        &self,
+        _key: &[u8],
+        _nonce: &[u8],
+        _aad: &[u8],
+        _data: &mut [u8],
+        _tag: &[u8],
+    ) -> Result<bool> {
+        Ok(false)
+    }
     fn digest(&self, hash: HashAlg, parts: &[&[u8]]) -> Vec<u8>;
 }
 
