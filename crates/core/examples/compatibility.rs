@@ -166,7 +166,7 @@ fn corpora_table() {
     // gpgsm's test key comes without its certificate: only --try-all-keys can use it.
     let opts = DecryptOptions {
         try_all_keys: true,
-        check_mime: true,
+        ..DecryptOptions::default()
     };
     let dec = Decryptor::new(&ring, all_providers()[0], opts).expect("decryptor");
     let sets: &[(&str, &str, &[&str])] = &[

@@ -27,6 +27,11 @@ pub struct DecryptOptions {
     /// section). With RSA implicit rejection a wrong key yields a random CEK; this check, the CEK
     /// length and the CBC padding together make a wrong key very unlikely to pass unnoticed.
     pub check_mime: bool,
+    /// Where AuthEnvelopedData plaintext waits while its tag is unchecked, when the content is at
+    /// least `spool_threshold` bytes: an unnamed temporary file (0600, gone when closed, even
+    /// after a crash) in this folder, normally the output folder. `None`: in memory.
+    pub spool_dir: Option<std::path::PathBuf>,
+    pub spool_threshold: u64,
 }
 
 impl Default for DecryptOptions {
@@ -34,6 +39,8 @@ impl Default for DecryptOptions {
         DecryptOptions {
             try_all_keys: false,
             check_mime: true,
+            spool_dir: None,
+            spool_threshold: 8 * 1024 * 1024,
         }
     }
 }
@@ -588,8 +595,12 @@ impl<'k> Decryptor<'k> {
             }));
         }
         let aad = header.auth_attrs_der.as_deref().unwrap_or(&[]);
-        // Plaintext is held back until the tag verifies. (Spooling to disk for very large
-        // AuthEnvelopedData is the caller's concern; in-memory here, bounded by the input size.)
+        if let Some(dir) = &self.options.spool_dir
+            && header.content_len_hint() >= self.options.spool_threshold
+        {
+            return self.gcm_spooled(header, dir, nonce, aad, mac, cek, check_mime, out, wrong);
+        }
+        // Plaintext is held back until the tag verifies, in memory (bounded by the input size).
         let mut plain = Zeroizing::new(Vec::with_capacity(
             usize::try_from(header.content_len_hint()).unwrap_or(0),
         ));
@@ -616,6 +627,59 @@ impl<'k> Decryptor<'k> {
         out.write_all(&plain)
             .map_err(|e| TryError::Fatal(e.into()))?;
         Ok((total, plain.len() as u64))
+    }
+}
+
+impl Decryptor<'_> {
+    /// GCM for large content: plaintext goes to an unnamed temporary file in `dir` until the tag
+    /// verifies, then is copied to `out`. Nothing reaches `out` for a bad tag, and nothing
+    /// remains on disk either way.
+    #[allow(clippy::too_many_arguments)]
+    fn gcm_spooled(
+        &self,
+        header: &EnvelopeHeader<'_>,
+        dir: &std::path::Path,
+        nonce: &[u8],
+        aad: &[u8],
+        mac: &[u8],
+        cek: &Zeroizing<Vec<u8>>,
+        check_mime: bool,
+        out: &mut dyn std::io::Write,
+        wrong: &dyn Fn(String) -> TryError,
+    ) -> std::result::Result<(u64, u64), TryError> {
+        use std::io::{Seek, Write};
+        let io = |e: std::io::Error| {
+            TryError::Next(Error::Io {
+                detail: format!("spool file in {}: {e}", dir.display()),
+            })
+        };
+        let mut file = tempfile::tempfile_in(dir).map_err(io)?;
+        let mut gcm =
+            GcmDecryptor::new(self.provider, cek, nonce, aad).map_err(|e| wrong(e.to_string()))?;
+        let mut buf = Zeroizing::new(Vec::with_capacity(64 * 1024));
+        let mut head: Vec<u8> = Vec::with_capacity(64);
+        let mut total = 0u64;
+        header
+            .content_segments(&mut |seg, _| {
+                for chunk in seg.chunks(64 * 1024) {
+                    buf.clear();
+                    buf.extend_from_slice(chunk);
+                    gcm.update(&mut buf)?;
+                    let room = 64 - head.len();
+                    head.extend_from_slice(&buf[..room.min(buf.len())]);
+                    file.write_all(&buf)?;
+                    total += chunk.len() as u64;
+                }
+                Ok(())
+            })
+            .map_err(TryError::Next)?;
+        gcm.finish(mac).map_err(|e| wrong(e.to_string()))?;
+        if check_mime && !looks_like_mime_start(&head) {
+            return Err(not_mime(wrong("the plaintext is not a MIME entity".into())));
+        }
+        file.rewind().map_err(io)?;
+        let copied = std::io::copy(&mut file, out).map_err(|e| TryError::Fatal(e.into()))?;
+        Ok((total, copied))
     }
 }
 

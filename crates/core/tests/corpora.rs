@@ -143,6 +143,7 @@ fn gnupg_gpgsm_envelopes_with_t61_issuer() {
             let opts = DecryptOptions {
                 try_all_keys: true,
                 check_mime: false,
+                ..DecryptOptions::default()
             };
             let dec = Decryptor::new(&r, provider, opts).unwrap();
             let mut out = Vec::new();

@@ -210,7 +210,7 @@ fn a_wrong_key_tried_with_try_all_keys_is_reported_never_garbage() {
         .unwrap();
     let opts = DecryptOptions {
         try_all_keys: true,
-        check_mime: true,
+        ..DecryptOptions::default()
     };
     let mut n = 0;
     for row in top_level_rows()

@@ -64,25 +64,6 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         log("no usable key loaded: nothing can be decrypted (give --key FILE or --keys DIR)");
         return EXIT_FATAL;
     }
-    let (report, dec) =
-        match super::report_and_decryptor(&loaded.ring, cmd.report.as_deref(), cmd.try_all_keys) {
-            Ok(x) => x,
-            Err(e) => {
-                log(&e);
-                return EXIT_FATAL;
-            }
-        };
-    let ctx = Ctx {
-        dec: &dec,
-        msg_opts: MessageOptions {
-            trace_header: !cmd.no_trace_header,
-            max_depth: MAX_DEPTH,
-            timestamp: crate::report::now_rfc2822(),
-        },
-        verbose,
-        try_all: cmd.try_all_keys,
-    };
-
     let journal_root = match (&cmd.out, &cmd.backup) {
         (Some(o), _) => o.clone(),
         (None, Some(b)) => b.clone(),
@@ -104,6 +85,29 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         ));
         return EXIT_FATAL;
     }
+    let (report, dec) = match super::report_and_decryptor(
+        &loaded.ring,
+        cmd.report.as_deref(),
+        cmd.try_all_keys,
+        // Large AuthEnvelopedData plaintext waits for its tag in the output folder.
+        Some(&journal_root),
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            log(&e);
+            return EXIT_FATAL;
+        }
+    };
+    let ctx = Ctx {
+        dec: &dec,
+        msg_opts: MessageOptions {
+            trace_header: !cmd.no_trace_header,
+            max_depth: MAX_DEPTH,
+            timestamp: crate::report::now_rfc2822(),
+        },
+        verbose,
+        try_all: cmd.try_all_keys,
+    };
 
     let mut seen = HashSet::new();
     let prepared: Vec<Prepared> = cmd

@@ -13,11 +13,13 @@ pub(crate) fn report_and_decryptor<'k>(
     ring: &'k KeyRing,
     report: Option<&std::path::Path>,
     try_all_keys: bool,
+    spool_dir: Option<&std::path::Path>,
 ) -> Result<(Report, Decryptor<'k>), String> {
     let report = Report::create(report)?;
     let options = DecryptOptions {
         try_all_keys,
-        check_mime: true,
+        spool_dir: spool_dir.map(std::path::Path::to_path_buf),
+        ..DecryptOptions::default()
     };
     let dec = Decryptor::new(ring, crate::uc::provider::default_provider(), options)
         .map_err(|e| format!("cannot prepare the keys: {e}"))?;

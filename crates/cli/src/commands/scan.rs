@@ -41,14 +41,18 @@ pub fn run(cmd: &ScanCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             return EXIT_FATAL;
         }
     };
-    let (report, dec) =
-        match super::report_and_decryptor(&loaded.ring, cmd.report.as_deref(), cmd.try_all_keys) {
-            Ok(x) => x,
-            Err(e) => {
-                log(&e);
-                return EXIT_FATAL;
-            }
-        };
+    let (report, dec) = match super::report_and_decryptor(
+        &loaded.ring,
+        cmd.report.as_deref(),
+        cmd.try_all_keys,
+        None,
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            log(&e);
+            return EXIT_FATAL;
+        }
+    };
     let ctx = Ctx {
         dec: &dec,
         msg_opts: MessageOptions {
