@@ -1,104 +1,12 @@
 //! The whole workflow through the binary, on the fixtures: keys, scan, decrypt, kill and resume,
 //! verify (and its failures), in-place with backup, exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn keys() -> PathBuf {
-    fixtures().join("keys")
-}
-
-/// Messages encrypted to the rsa2048 test key, of several ciphers and structures.
-const ENCRYPTED: &[&str] = &[
-    "aes128-cbc.der.eml",
-    "des-ede3-cbc.ber.eml",
-    "oaep-sha256.eml",
-    "aes256-gcm.der.eml",
-    "aes256-cbc.ber.eml",
-];
-
-fn msg(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join("messages").join(name))
-        .unwrap()
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r')
-        .collect()
-}
-
-fn plain(i: usize) -> Vec<u8> {
-    format!("From: alice@example.org\nSubject: plain {i}\n\nplain body {i}\n").into_bytes()
-}
-
-/// An mbox of `rounds` x (every ENCRYPTED message + a plain one), plus `extra` messages.
-fn write_mbox(path: &Path, rounds: usize, extra: &[Vec<u8>]) -> usize {
-    let mut out = Vec::new();
-    let mut n = 0;
-    let mut push = |m: &[u8], out: &mut Vec<u8>| {
-        out.extend_from_slice(b"From alice@example.org Mon Jun  3 12:50:27 1996\n");
-        out.extend_from_slice(m);
-        if !m.ends_with(b"\n") {
-            out.push(b'\n');
-        }
-        out.push(b'\n');
-        n += 1;
-    };
-    for r in 0..rounds {
-        for e in ENCRYPTED {
-            push(&msg(e), &mut out);
-        }
-        push(&plain(r), &mut out);
-    }
-    for m in extra {
-        push(m, &mut out);
-    }
-    std::fs::write(path, out).unwrap();
-    n
-}
-
-fn unseal() -> Command {
-    let mut c = Command::cargo_bin("unseal").unwrap();
-    c.env_remove("UNSEAL_PASSWORD");
-    c
-}
-
-fn key_args() -> Vec<String> {
-    vec![
-        "--key".into(),
-        keys().join("rsa2048.p12").display().to_string(),
-        "--password-file".into(),
-        keys().join("password.txt").display().to_string(),
-    ]
-}
-
-fn report_lines(p: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn mbox_messages(p: &Path) -> usize {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("From alice@example.org Mon Jun"))
-        .count()
-}
-
-fn count_enveloped(p: &Path) -> usize {
-    let s = String::from_utf8_lossy(&std::fs::read(p).unwrap()).to_ascii_lowercase();
-    s.matches("smime-type=enveloped-data").count()
-        + s.matches("smime-type=authenveloped-data").count()
-}
+mod common;
+use common::*;
 
 #[test]
 fn keys_lists_the_key_and_names_a_bad_file() {

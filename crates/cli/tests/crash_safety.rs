@@ -1,0 +1,226 @@
+//! Crash safety: `unseal decrypt` killed with SIGKILL at several points, and run into a full
+//! disk, always leaves a consistent journal, no partial file under a final name and untouched
+//! inputs; the same command then completes with every item exactly once and verify passes.
+
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+fn journal_items(journal: &Path) -> usize {
+    std::fs::read_to_string(journal)
+        .map(|s| s.lines().filter(|l| l.contains("\"t\":\"item\"")).count())
+        .unwrap_or(0)
+}
+
+/// Starts a decrypt and SIGKILLs it once the journal holds more than `after` items. Returns
+/// false if the run finished first.
+fn run_and_kill(input: &Path, out: &Path, journal: &Path, after: usize) -> bool {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("unseal"))
+        .arg("decrypt")
+        .args(key_args())
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(["--jobs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if journal_items(journal) > after {
+            child.kill().unwrap();
+            let _ = child.wait();
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() || start.elapsed() > Duration::from_secs(120) {
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn sha(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    std::fs::File::open(p).unwrap().read_to_end(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn mbox_killed_at_several_points_completes_exactly_once() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    let n = write_mbox(&mbox, 200, &[]);
+    let before = sha(&mbox);
+    let out = t.path().join("out");
+    let journal = out.join(".unseal-journal/box.mbox.jsonl");
+    let mut kills = 0;
+    for after in [0, 150, 400] {
+        if run_and_kill(&mbox, &out, &journal, after) {
+            kills += 1;
+            assert!(
+                !out.join("box.mbox").exists(),
+                "no partial output under the final name"
+            );
+            assert!(journal_items(&journal) < n);
+        }
+    }
+    assert!(kills >= 2, "the runs ended before they could be killed");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_eq!(
+        mbox_messages(&out.join("box.mbox")),
+        n,
+        "an item is duplicated or lost"
+    );
+    assert_eq!(count_enveloped(&out.join("box.mbox")), 0);
+    assert_eq!(sha(&mbox), before, "the input is untouched");
+    unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn maildir_killed_mid_run_leaves_no_partial_files() {
+    let t = tempfile::tempdir().unwrap();
+    let md = t.path().join("Mail");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    let mut n = 0;
+    for r in 0..60 {
+        for (i, e) in ENCRYPTED.iter().enumerate() {
+            std::fs::write(md.join(format!("cur/{r:03}{i}.host:2,S")), msg(e)).unwrap();
+            n += 1;
+        }
+    }
+    let out = t.path().join("out");
+    let journal = out.join(".unseal-journal/Mail.jsonl");
+    let killed = run_and_kill(&md, &out, &journal, 0);
+    assert!(killed, "the run ended before it could be killed");
+    // Whatever is under a final name is complete: it decrypts to a message without envelope.
+    for e in std::fs::read_dir(out.join("Mail/cur"))
+        .into_iter()
+        .flatten()
+    {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with(unseal_mailbox::atomic::TEMP_PREFIX) {
+            continue;
+        }
+        assert_eq!(count_enveloped(&p), 0, "{name} is a finished output");
+    }
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&md)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    let finals = std::fs::read_dir(out.join("Mail/cur"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(unseal_mailbox::atomic::TEMP_PREFIX)
+        })
+        .count();
+    assert_eq!(finals, n);
+    unseal()
+        .arg("verify")
+        .arg(&md)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+}
+
+/// Unmounts on drop, so a failing assertion does not leave a mount behind.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_cleanly_and_the_run_continues_with_space() {
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small-disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = StdCommand::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: cannot mount a small tmpfs here (needs root) to simulate a full disk");
+        return;
+    }
+    let _guard = Mount(mnt.clone());
+    let mbox = t.path().join("box.mbox");
+    let n = write_mbox(&mbox, 30, &[]);
+    let before = sha(&mbox);
+    let out = mnt.join("out");
+    let a = unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        !out.join("box.mbox").exists(),
+        "no partial output under the final name"
+    );
+    assert_eq!(sha(&mbox), before, "the input is untouched");
+    let journaled = journal_items(&out.join(".unseal-journal/box.mbox.jsonl"));
+    assert!(journaled < n);
+
+    // More space: the same command continues from the journal and completes.
+    let grown = StdCommand::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_eq!(mbox_messages(&out.join("box.mbox")), n);
+    unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+}
