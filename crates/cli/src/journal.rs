@@ -192,11 +192,12 @@ impl Journal {
             let dir = self.path.parent().unwrap_or(Path::new("."));
             unseal_mailbox::atomic::create_dir_all_private(dir).map_err(err)?;
             let existed = self.path.exists();
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(err)?;
+            let mut opts = OpenOptions::new();
+            opts.create(true).append(true);
+            // Like every output: readable by the owner only (it names every item and its hashes).
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&self.path).map_err(err)?;
             f.seek(SeekFrom::End(0)).map_err(err)?;
             if !existed {
                 let _ = unseal_mailbox::atomic::fsync_dir(dir);
