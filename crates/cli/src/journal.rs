@@ -72,10 +72,10 @@ pub fn path_for(root: &Path, name: &str) -> PathBuf {
 }
 
 impl Journal {
-    /// Reads what an earlier run journaled (nothing if there is no journal). Read-only until
-    /// the first append.
-    pub fn read(path: &Path) -> Result<Journal, String> {
-        let mut j = Journal {
+    /// A journal to append to without reading what is in it: for the last line of a run, whose
+    /// file (one line per item) can be far larger than is worth parsing again.
+    pub fn for_appending(path: &Path) -> Journal {
+        Journal {
             path: path.to_path_buf(),
             file: None,
             pending: Vec::new(),
@@ -86,7 +86,13 @@ impl Journal {
             started: false,
             output: None,
             final_output: None,
-        };
+        }
+    }
+
+    /// Reads what an earlier run journaled (nothing if there is no journal). Read-only until
+    /// the first append.
+    pub fn read(path: &Path) -> Result<Journal, String> {
+        let mut j = Journal::for_appending(path);
         let data = match std::fs::read(path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(j),
@@ -179,7 +185,11 @@ impl Journal {
         if let Ok(s) = serde_json::to_string(&l) {
             self.pending.push(s);
         }
-        self.apply(l);
+        // Items of this run go to disk only: lookups are for an earlier run's items (read at
+        // start), and keeping every record would make memory grow with the mailbox.
+        if !matches!(l, Line::Item { .. }) {
+            self.apply(l);
+        }
     }
 
     /// Appends the queued lines and fsyncs the journal.

@@ -533,80 +533,77 @@ fn run_mailbox_inner(
 
     let mut source = unseal_mailbox::open(&job.input, job.format).map_err(|e| e.to_string())?;
     let mut exhausted = false;
-    while !exhausted {
+    // The batch decrypted in the last round is written while the next one decrypts, so the
+    // serial part (copy, fsync, journal) overlaps the parallel work instead of idling the pool.
+    let mut pending: Option<(Vec<Item>, Vec<Processed>)> = None;
+    loop {
         if sh.stop.load(Ordering::SeqCst) {
             res.interrupted = true;
-            return Ok(());
         }
-        // Read one batch, skipping what an earlier run finished.
         let mut batch: Vec<Item> = Vec::new();
-        let mut bytes = 0usize;
-        while batch.len() < BATCH_ITEMS && bytes < BATCH_BYTES {
-            let Some(next) = source.next() else {
-                exhausted = true;
-                break;
-            };
-            match next {
-                Ok(item) => {
-                    if let Some(e) = jr.entries.get(&item.id)
-                        && (positional || sink.already_written(&item.meta))
-                    {
-                        let rec = e.record.clone();
-                        sh.progress.item(item.bytes().len() as u64);
-                        res.note(sh, &rec, true);
-                        continue;
+        if !res.interrupted && !exhausted {
+            // Read one batch, skipping what an earlier run finished.
+            let mut bytes = 0usize;
+            while batch.len() < BATCH_ITEMS && bytes < BATCH_BYTES {
+                let Some(next) = source.next() else {
+                    exhausted = true;
+                    break;
+                };
+                match next {
+                    Ok(item) => {
+                        if let Some(e) = jr.entries.get(&item.id)
+                            && (positional || sink.already_written(&item.meta))
+                        {
+                            let rec = e.record.clone();
+                            sh.progress.item(item.bytes().len() as u64);
+                            res.note(sh, &rec, true);
+                            continue;
+                        }
+                        bytes += item.bytes().len();
+                        batch.push(item);
                     }
-                    bytes += item.bytes().len();
-                    batch.push(item);
-                }
-                Err(e) => {
-                    let id = e.item().to_string();
-                    let mut rec =
-                        Record::new(&job.name, &id, item_name(&job.name, &id, indexed), "failed");
-                    rec.reason = Some(format!("cannot read: {e}"));
-                    res.note(sh, &rec, false);
+                    Err(e) => {
+                        let id = e.item().to_string();
+                        let mut rec = Record::new(
+                            &job.name,
+                            &id,
+                            item_name(&job.name, &id, indexed),
+                            "failed",
+                        );
+                        rec.reason = Some(format!("cannot read: {e}"));
+                        res.note(sh, &rec, false);
+                    }
                 }
             }
         }
-        if batch.is_empty() {
+        if batch.is_empty() && pending.is_none() {
+            if res.interrupted || exhausted {
+                break;
+            }
             continue;
         }
-        let done: Vec<Processed> = batch
-            .par_iter()
-            .map(|it| process_item(sh.ctx, &job.name, indexed, it))
-            .collect();
-        let mut lines = Vec::with_capacity(done.len());
-        for (item, p) in batch.iter().zip(done) {
-            let mut rec = p.record;
-            let written = match p.body.as_deref() {
-                Some(body) => sink.write(&item.meta, body),
-                // Plain, or left encrypted: copied so that it is byte-identical.
-                None => sink.write_unchanged(&item.meta, item.bytes()),
-            };
-            match written {
-                Ok(()) => {
-                    let pos = positional.then(|| sink.position());
-                    lines.push(journal_item(&rec, pos));
-                }
-                Err(e) if !positional && job.out_format != OutFormat::MboxPerFolder => {
-                    rec.status = "failed".into();
-                    rec.reason = Some(format!("cannot write output: {e}"));
-                    rec.bytes_out = None;
-                    rec.sha256_out = None;
-                }
-                Err(e) => {
-                    // A half-written mbox: stop here; the journal still describes the durable prefix.
-                    return Err(format!("cannot write output: {e}"));
-                }
-            }
-            sh.progress.item(item.bytes().len() as u64);
-            res.note(sh, &rec, false);
+        let to_write = pending.take();
+        let (written, done) = rayon::join(
+            || match to_write {
+                Some((items, processed)) => write_batch(
+                    job, sh, res, &mut sink, &mut jr, positional, &items, processed,
+                ),
+                None => Ok(()),
+            },
+            || {
+                batch
+                    .par_iter()
+                    .map(|it| process_item(sh.ctx, &job.name, indexed, it))
+                    .collect::<Vec<Processed>>()
+            },
+        );
+        written?;
+        if !batch.is_empty() {
+            pending = Some((batch, done));
         }
-        sink.sync().map_err(|e| e.to_string())?;
-        for l in lines {
-            jr.push(l);
-        }
-        jr.commit()?;
+    }
+    if res.interrupted {
+        return Ok(());
     }
     let out = sink.finish().map_err(|e| e.to_string())?;
     if !job.defer_complete {
@@ -616,9 +613,57 @@ fn run_mailbox_inner(
     Ok(())
 }
 
+/// Writes one decrypted batch in order, syncs the sink, then journals it: the journal only
+/// ever describes output that is on disk.
+#[allow(clippy::too_many_arguments)]
+fn write_batch(
+    job: &MailboxJob,
+    sh: &Shared<'_>,
+    res: &mut MailboxResult,
+    sink: &mut Box<dyn unseal_mailbox::Sink>,
+    jr: &mut Journal,
+    positional: bool,
+    batch: &[Item],
+    done: Vec<Processed>,
+) -> Result<(), String> {
+    let mut lines = Vec::with_capacity(done.len());
+    for (item, p) in batch.iter().zip(done) {
+        let mut rec = p.record;
+        let written = match p.body.as_deref() {
+            Some(body) => sink.write(&item.meta, body),
+            // Plain, or left encrypted: copied so that it is byte-identical.
+            None => sink.write_unchanged(&item.meta, item.bytes()),
+        };
+        match written {
+            Ok(()) => {
+                let pos = positional.then(|| sink.position());
+                lines.push(journal_item(&rec, pos));
+            }
+            Err(e) if !positional && job.out_format != OutFormat::MboxPerFolder => {
+                rec.status = "failed".into();
+                rec.reason = Some(format!("cannot write output: {e}"));
+                rec.bytes_out = None;
+                rec.sha256_out = None;
+            }
+            Err(e) => {
+                // A half-written mbox: stop here; the journal still describes the durable prefix.
+                return Err(format!("cannot write output: {e}"));
+            }
+        }
+        sh.progress.item(item.bytes().len() as u64);
+        res.note(sh, &rec, false);
+    }
+    sink.sync().map_err(|e| e.to_string())?;
+    for l in lines {
+        jr.push(l);
+    }
+    jr.commit()?;
+    Ok(())
+}
+
 /// Records that a mailbox's output is final.
 pub fn mark_complete(journal_root: &Path, name: &str, out: &Path) -> Result<(), String> {
-    let mut jr = Journal::read(&journal::path_for(journal_root, name))?;
+    let mut jr = Journal::for_appending(&journal::path_for(journal_root, name));
     jr.push(Line::Complete {
         output: out.display().to_string(),
         finished: crate::report::now_iso(),
