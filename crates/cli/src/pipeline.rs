@@ -28,6 +28,8 @@ pub struct Ctx<'a> {
     pub verbose: u8,
     /// --try-all-keys: a missing recipient match is not yet a missing key.
     pub try_all: bool,
+    /// Report text per recipient, made once (see [`recipient_text`]).
+    pub names: std::sync::Mutex<std::collections::HashMap<RecipientId, String>>,
 }
 
 pub fn format_name(f: Format) -> &'static str {
@@ -43,11 +45,23 @@ pub fn format_name(f: Format) -> &'static str {
 }
 
 /// A recipient as the report shows it: issuer + serial or SKI, and the key's subject if known.
-pub fn recipient_text(dec: &Decryptor<'_>, r: &RecipientId) -> String {
-    match dec.keys().describe(r) {
+/// How a recipient is named in reports, e.g. `issuer "CN=CA", serial 0x1F (CN=bob)`. Formatting an
+/// X.509 name looks every attribute up in the OID table; a mailbox names the same few recipients
+/// thousands of times, so the text is made once per recipient and run.
+pub fn recipient_text(ctx: &Ctx<'_>, r: &RecipientId) -> String {
+    if let Ok(names) = ctx.names.lock()
+        && let Some(t) = names.get(r)
+    {
+        return t.clone();
+    }
+    let text = match ctx.dec.keys().describe(r) {
         Some(d) => format!("{r} ({d})"),
         None => r.to_string(),
+    };
+    if let Ok(mut names) = ctx.names.lock() {
+        names.insert(r.clone(), text.clone());
     }
+    text
 }
 
 fn push_unique(v: &mut Vec<String>, s: String) {
@@ -64,7 +78,7 @@ fn fill_layers(ctx: &Ctx<'_>, rec: &mut Record, layers: &[&LayerInfo]) {
         push_unique(&mut ciphers, l.content_cipher.clone());
         push_unique(&mut transports, l.key_transport.clone());
         for r in &l.recipients {
-            push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+            push_unique(&mut rec.recipients, recipient_text(ctx, r));
         }
         let key = match ctx.dec.keys().describe(&l.used_recipient) {
             Some(d) => format!("{} ({d})", l.key_source),
@@ -140,7 +154,7 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
                                     rec.cipher = Some(s.content_cipher.clone());
                                 }
                                 for r in &s.recipients {
-                                    push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+                                    push_unique(&mut rec.recipients, recipient_text(ctx, r));
                                 }
                             }
                         }
@@ -166,7 +180,7 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
                         if let Ok(s) = Decryptor::inspect_cms(input) {
                             rec.cipher = Some(s.content_cipher.clone());
                             for r in &s.recipients {
-                                push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+                                push_unique(&mut rec.recipients, recipient_text(ctx, r));
                             }
                         }
                         (None, rec)
@@ -258,9 +272,9 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
                         .iter()
                         .any(|r| !ctx.dec.keys().lookup(r).is_empty());
                     for r in &s.recipients {
-                        push_unique(&mut rec.recipients, recipient_text(ctx.dec, r));
+                        push_unique(&mut rec.recipients, recipient_text(ctx, r));
                         if !keyed {
-                            push_unique(&mut missing, recipient_text(ctx.dec, r));
+                            push_unique(&mut missing, recipient_text(ctx, r));
                         }
                     }
                     all_keyed &= keyed;

@@ -107,6 +107,7 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         },
         verbose,
         try_all: cmd.try_all_keys,
+        names: Default::default(),
     };
 
     let mut seen = HashSet::new();

@@ -62,6 +62,7 @@ pub fn run(cmd: &ScanCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         },
         verbose,
         try_all: cmd.try_all_keys,
+        names: Default::default(),
     };
     let progress = Progress::new(pipeline::total_size(&cmd.inputs), "scan");
     let missing: Mutex<Missing> = Mutex::new(BTreeMap::new());
