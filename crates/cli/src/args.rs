@@ -87,11 +87,13 @@ pub enum OutFormatArg {
 pub struct DecryptCmd {
     #[command(flatten)]
     pub keys: KeyArgs,
+    /// Mailboxes: files or folders (mbox, Maildir, EML tree, .eml, .p7m, .msg, .pst/.ost).
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<PathBuf>,
     /// Output folder: INPUT B goes to DIR/B (with --in-place: optional, holds the journal).
     #[arg(long, value_name = "DIR", required_unless_present = "in_place")]
     pub out: Option<PathBuf>,
+    /// Write the JSON-lines report here: one object per item, then a summary line.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Worker threads (default: one per CPU).
@@ -116,10 +118,13 @@ pub struct DecryptCmd {
 
 #[derive(Args, Debug)]
 pub struct VerifyCmd {
+    /// The mailboxes that were decrypted (the originals).
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<PathBuf>,
+    /// The output folder of `unseal decrypt`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Write the JSON-lines report here: ok | missing | mismatch | undecrypted per item, then a summary.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
