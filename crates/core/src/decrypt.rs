@@ -143,7 +143,16 @@ fn parse_recipients(header: &EnvelopeHeader<'_>) -> Result<Parsed> {
         match ri {
             RecipientInfo::Ktri(k) => {
                 let id = match &k.rid {
-                    RecipientIdentifier::IssuerAndSerialNumber(ias) => rid_from_ias(ias)?,
+                    RecipientIdentifier::IssuerAndSerialNumber(ias) => match rid_from_ias(ias) {
+                        Ok(id) => id,
+                        // One unusable recipient must not hide the others.
+                        Err(e) => {
+                            other.push(format!(
+                                "recipient with an unusable issuer at offset {offset}: {e}"
+                            ));
+                            continue;
+                        }
+                    },
                     RecipientIdentifier::SubjectKeyIdentifier(ski) => {
                         RecipientId::SubjectKeyId(ski.0.as_bytes().to_vec())
                     }
@@ -160,7 +169,15 @@ fn parse_recipients(header: &EnvelopeHeader<'_>) -> Result<Parsed> {
                 for rek in &kari.recipient_enc_keys {
                     let id = match &rek.rid {
                         KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => {
-                            rid_from_ias(ias)?
+                            match rid_from_ias(ias) {
+                                Ok(id) => id,
+                                Err(e) => {
+                                    other.push(format!(
+                                        "recipient with an unusable issuer at offset {offset}: {e}"
+                                    ));
+                                    continue;
+                                }
+                            }
                         }
                         KeyAgreeRecipientIdentifier::RKeyId(rk) => RecipientId::SubjectKeyId(
                             rk.subject_key_identifier.0.as_bytes().to_vec(),
@@ -504,7 +521,9 @@ impl<'k> Decryptor<'k> {
                     let take = (bs - first.len()).min(seg.len());
                     first.extend_from_slice(&seg[..take]);
                 }
-                tail.extend_from_slice(seg);
+                // Only the last two blocks matter: never copy a whole (possibly huge) segment.
+                let keep = seg.len().min(2 * bs);
+                tail.extend_from_slice(&seg[seg.len() - keep..]);
                 if tail.len() > 2 * bs {
                     tail.drain(..tail.len() - 2 * bs);
                 }

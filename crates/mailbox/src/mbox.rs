@@ -417,7 +417,10 @@ fn encode_framed(
     } else {
         quote_into(msg, variant, out);
     }
-    if trailing_eol {
+    // A changed message always ends its frame with a line ending: without one, a body that does
+    // not end in a newline would run into the next From_ line (possible where Content-Length,
+    // not a blank line, delimited the original).
+    if trailing_eol || !unchanged {
         out.extend_from_slice(eol.bytes());
     }
 }

@@ -189,6 +189,12 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
             if s.peek_tag().is_some_and(|t| t.is_context(1)) {
                 let off = s.offset();
                 let raw = s.read_raw("authAttrs")?;
+                if raw.len() > MAX_HEADER_PART {
+                    return Err(Error::Limit {
+                        what: "authAttrs size",
+                        limit: MAX_HEADER_PART as u64,
+                    });
+                }
                 let mut der = ber::to_der(raw, off)?;
                 // The MAC is computed over the DER with the SET OF tag, not the [1] IMPLICIT tag.
                 if let Some(first) = der.first_mut() {
