@@ -26,6 +26,12 @@ pub enum Line {
         format: String,
         output: String,
         started: String,
+        /// Which input this journal belongs to (canonical path), and its size and modification
+        /// time when it is a file: a resume must continue the same input, unchanged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_stamp: Option<String>,
     },
     Item {
         id: String,
@@ -65,6 +71,27 @@ pub struct Journal {
     pub output: Option<String>,
     /// The final output path recorded when the mailbox was completed.
     pub final_output: Option<String>,
+    /// From the start line: the input's canonical path and stamp (see [`input_identity`]).
+    pub input_path: Option<String>,
+    pub input_stamp: Option<String>,
+}
+
+/// The canonical path of an input and a stamp of its content (size and modification time for
+/// a file, nothing for a folder, whose items are matched by name).
+pub fn input_identity(input: &Path) -> (String, Option<String>) {
+    let canon = std::fs::canonicalize(input).unwrap_or_else(|_| input.to_path_buf());
+    let stamp = std::fs::metadata(input)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{} bytes, modified {mtime}", m.len())
+        });
+    (canon.display().to_string(), stamp)
 }
 
 pub fn path_for(root: &Path, name: &str) -> PathBuf {
@@ -86,6 +113,8 @@ impl Journal {
             started: false,
             output: None,
             final_output: None,
+            input_path: None,
+            input_stamp: None,
         }
     }
 
@@ -124,9 +153,16 @@ impl Journal {
 
     fn apply(&mut self, l: Line) {
         match l {
-            Line::Start { output, .. } => {
+            Line::Start {
+                output,
+                input_path,
+                input_stamp,
+                ..
+            } => {
                 self.started = true;
                 self.output = Some(output);
+                self.input_path = input_path;
+                self.input_stamp = input_stamp;
             }
             Line::Item {
                 id,
@@ -177,6 +213,10 @@ impl Journal {
         self.last_pos = None;
         self.complete = false;
         self.started = false;
+        self.output = None;
+        self.final_output = None;
+        self.input_path = None;
+        self.input_stamp = None;
         Ok(())
     }
 

@@ -487,6 +487,28 @@ fn run_mailbox_inner(
     let indexed = job.format == Format::Mbox;
     let final_out = job.out_root.join(&job.name);
 
+    // The journal is named by the input's base name only: make sure it is this input's, and,
+    // for an unfinished run, that the input has not changed since (ids are positions in it).
+    let (input_path, input_stamp) = journal::input_identity(&job.input);
+    if let Some(prev) = &jr.input_path
+        && *prev != input_path
+    {
+        return Err(format!(
+            "{} already holds the journal of another input named {} ({prev}); decrypt {} with another --out",
+            job.journal_root.display(),
+            job.name,
+            job.input.display()
+        ));
+    }
+    if jr.started && !jr.complete && jr.input_stamp.is_some() && jr.input_stamp != input_stamp {
+        sh.progress.println(&format!(
+            "unseal: {}: the input changed since the earlier run ({} then, {} now); starting over",
+            job.name,
+            jr.input_stamp.as_deref().unwrap_or("?"),
+            input_stamp.as_deref().unwrap_or("?")
+        ));
+        jr.restart()?;
+    }
     if jr.complete
         && jr
             .final_output
@@ -536,11 +558,14 @@ fn run_mailbox_inner(
         }
     }
     if !jr.started {
+        let (input_path, input_stamp) = journal::input_identity(&job.input);
         jr.push(Line::Start {
             input: job.input.display().to_string(),
             format: format_name(job.format).into(),
             output: sink.output().display().to_string(),
             started: crate::report::now_iso(),
+            input_path: Some(input_path),
+            input_stamp,
         });
         jr.commit()?;
     }

@@ -224,3 +224,83 @@ fn a_full_disk_stops_cleanly_and_the_run_continues_with_space() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn an_input_changed_after_an_interrupted_run_starts_over() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    let n = write_mbox(&mbox, 200, &[]);
+    let out = t.path().join("out");
+    let journal = out.join(".unseal-journal/box.mbox.jsonl");
+    assert!(
+        run_and_kill(&mbox, &out, &journal, 0),
+        "the run ended before it could be killed"
+    );
+    // New mail arrives at the front (a compaction would shift ids the same way).
+    let mut data =
+        b"From bob@example.org Mon Jun  3 12:50:27 1996\nSubject: new\n\nnew mail\n\n".to_vec();
+    data.extend(std::fs::read(&mbox).unwrap());
+    std::fs::write(&mbox, data).unwrap();
+    let a = unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("the input changed since the earlier run"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(out.join("box.mbox")).unwrap()).to_string();
+    assert_eq!(
+        text.matches("\nFrom ").count() + 1,
+        n + 1,
+        "every item exactly once"
+    );
+    unseal()
+        .arg("verify")
+        .arg(&mbox)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn another_input_with_the_same_name_is_refused_not_mixed() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    write_mbox(&a.join("inbox"), 2, &[]);
+    write_mbox(&b.join("inbox"), 3, &[]);
+    let out = t.path().join("out");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(a.join("inbox"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    let first = std::fs::read(out.join("inbox")).unwrap();
+    let r = unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(b.join("inbox"))
+        .arg("--out")
+        .arg(&out)
+        .assert();
+    let code = r.get_output().status.code();
+    assert_ne!(code, Some(0), "b must not be reported as done");
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(err.contains("journal of another input"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join("inbox")).unwrap(),
+        first,
+        "a's output is left alone"
+    );
+}

@@ -237,7 +237,10 @@ fn prepare(
             .unwrap_or(Path::new("."));
         let tmp = parent.join(format!(".unseal-inplace-{name}"));
         let jpath = crate::journal::path_for(journal_root, &name);
-        if crate::journal::Journal::read(&jpath).is_ok_and(|j| j.complete) {
+        let this_input = crate::journal::input_identity(input).0;
+        if crate::journal::Journal::read(&jpath)
+            .is_ok_and(|j| j.complete && j.input_path.as_ref().is_none_or(|p| *p == this_input))
+        {
             // Replaced by an earlier run: the original is already the decrypted copy.
             return Prepared {
                 job: Ok(MailboxJob {
