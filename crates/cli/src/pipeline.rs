@@ -32,6 +32,11 @@ pub struct Ctx<'a> {
     pub names: std::sync::Mutex<std::collections::HashMap<RecipientId, String>>,
 }
 
+/// The DER/BER of a CMS item (its file may hold PEM or base64).
+pub fn cms_bytes(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    unseal_mailbox::single::decode_cms(input).unwrap_or(std::borrow::Cow::Borrowed(input))
+}
+
 pub fn format_name(f: Format) -> &'static str {
     match f {
         Format::Mbox => "mbox",
@@ -164,7 +169,7 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
             },
             ItemKind::Cms => {
                 let mut buf = Vec::new();
-                match ctx.dec.decrypt_cms_with(input, &mut buf, false) {
+                match ctx.dec.decrypt_cms_with(&cms_bytes(input), &mut buf, false) {
                     Ok(info) => {
                         fill_layers(ctx, &mut rec, &[&info]);
                         rec.status = "decrypted".into();
@@ -177,7 +182,7 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
                     Err(e) => {
                         rec.status = error_status(&e).into();
                         rec.reason = Some(e.to_string());
-                        if let Ok(s) = Decryptor::inspect_cms(input) {
+                        if let Ok(s) = Decryptor::inspect_cms(&cms_bytes(input)) {
                             rec.cipher = Some(s.content_cipher.clone());
                             for r in &s.recipients {
                                 push_unique(&mut rec.recipients, recipient_text(ctx, r));
@@ -250,7 +255,7 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
                 Ok(envs) => envs.into_iter().map(|e| e.summary).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
             },
-            ItemKind::Cms => match Decryptor::inspect_cms(input) {
+            ItemKind::Cms => match Decryptor::inspect_cms(&cms_bytes(input)) {
                 Err(e) if e.kind() == "not_enveloped" => vec![],
                 r => vec![r],
             },
@@ -295,7 +300,7 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
             let res = match item.kind {
                 ItemKind::Cms => ctx
                     .dec
-                    .decrypt_cms_with(input, &mut std::io::sink(), false)
+                    .decrypt_cms_with(&cms_bytes(input), &mut std::io::sink(), false)
                     .map(|i| vec![i]),
                 _ => mime::decrypt_message(ctx.dec, input, &ctx.msg_opts)
                     .map(|o| o.layers.into_iter().map(|l| l.info).collect()),

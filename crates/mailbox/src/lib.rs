@@ -225,9 +225,18 @@ pub fn create_sink(
         OutFormat::Mbox => Ok(Box::new(mbox::MboxSink::create(&target)?)),
         OutFormat::Maildir => Ok(Box::new(maildir::MaildirSink::create(&target)?)),
         OutFormat::EmlTree => Ok(Box::new(tree::TreeSink::create(&target)?)),
+        OutFormat::File if is_p7m_name(input) => Ok(Box::new(single::FileSink::for_p7m(
+            &target,
+            &out_root.join(name),
+        ))),
         OutFormat::File => Ok(Box::new(single::FileSink::new(&target))),
         OutFormat::MboxPerFolder => Ok(Box::new(mbox::MboxFolderSink::create(&target)?)),
     }
+}
+
+fn is_p7m_name(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("p7m") || e.eq_ignore_ascii_case("p7"))
 }
 
 /// Originals are never touched: the output must not be the input or inside it, and the input

@@ -75,26 +75,34 @@ pub fn is_cms_envelope(der: &[u8]) -> bool {
     oid.starts_with(&ENVELOPED) || oid.starts_with(&AUTH_ENVELOPED)
 }
 
-/// A non-message file of an EML tree that holds an envelope (raw, PEM or base64, any name):
-/// its decoded CMS bytes.
-pub fn envelope_in_file(bytes: &[u8], name: &Path) -> Option<Vec<u8>> {
+/// Whether a non-message file of an EML tree is, as a whole, an envelope (raw DER/BER, one
+/// PEM `PKCS7`/`CMS` block, or bare base64 in a file named `.p7m`), whatever its name. A file
+/// that merely contains a PEM envelope among other text is not: it is copied, never replaced by
+/// part of itself.
+pub fn is_envelope_file(bytes: &[u8], name: &Path) -> bool {
+    if is_cms_envelope(bytes) {
+        return true;
+    }
     let p7m = name
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("p7m") || e.eq_ignore_ascii_case("p7"));
-    if is_cms_envelope(bytes) {
-        return Some(bytes.to_vec());
+    let text = bytes.trim_ascii();
+    let pem =
+        text.starts_with(b"-----BEGIN PKCS7-----") || text.starts_with(b"-----BEGIN CMS-----");
+    if pem {
+        // Exactly one block: nothing after its END line.
+        let Some(end) = memchr::memmem::find(text, b"-----END ") else {
+            return false;
+        };
+        let after = text.get(end..).unwrap_or(&[]);
+        let end_line = memchr::memchr(b'\n', after).map_or(after.len(), |i| i + 1);
+        if !after.get(end_line..).unwrap_or(&[]).trim_ascii().is_empty() {
+            return false;
+        }
+    } else if !p7m {
+        return false;
     }
-    // Text encodings are only tried where the name or a PEM label says CMS, so that ordinary
-    // text files are never decoded on a guess.
-    let pem = memchr::memmem::find(bytes, b"-----BEGIN PKCS7-----").is_some()
-        || memchr::memmem::find(bytes, b"-----BEGIN CMS-----").is_some();
-    if !(p7m || pem) {
-        return None;
-    }
-    decode_cms(bytes)
-        .ok()
-        .filter(|d| is_cms_envelope(d))
-        .map(Cow::into_owned)
+    decode_cms(bytes).is_ok_and(|d| is_cms_envelope(&d))
 }
 
 /// Output file name for a single-file input: `x.txt.p7m` -> `x.txt`, `smime.p7m` ->
@@ -133,12 +141,12 @@ pub fn open(
     let (kind, body) = match format {
         Format::Eml => (ItemKind::Message, body),
         Format::P7m => {
-            let decoded = match decode_cms(body.bytes()) {
-                Ok(Cow::Borrowed(_)) => None,
-                Ok(Cow::Owned(v)) => Some(v),
-                Err(reason) => return Err(Error::format(path.display(), reason)),
-            };
-            (ItemKind::Cms, decoded.map_or(body, Body::Owned))
+            // The item keeps the file's own bytes (decode with [`decode_cms`]), so that an
+            // item copied unchanged is the file, not its decoded form.
+            if let Err(reason) = decode_cms(body.bytes()) {
+                return Err(Error::format(path.display(), reason));
+            }
+            (ItemKind::Cms, body)
         }
         Format::Msg => match crate::msg::msg_to_mime(body.bytes()) {
             Ok(c) => (ItemKind::Message, Body::Owned(c.mime)),
@@ -166,12 +174,25 @@ pub fn open(
 /// Writes the one output file atomically, keeping the input's modification time.
 pub struct FileSink {
     target: PathBuf,
+    /// Where an item copied unchanged goes when that differs from `target`: a `.p7m` that could
+    /// not be decrypted keeps its own name rather than take the name of its content.
+    unchanged_target: Option<PathBuf>,
 }
 
 impl FileSink {
     pub fn new(target: &Path) -> FileSink {
         FileSink {
             target: target.to_path_buf(),
+            unchanged_target: None,
+        }
+    }
+
+    /// A sink for a `.p7m` input: decrypted content goes to `target`, an undecryptable file
+    /// is copied under its own name `unchanged`.
+    pub fn for_p7m(target: &Path, unchanged: &Path) -> FileSink {
+        FileSink {
+            target: target.to_path_buf(),
+            unchanged_target: (target != unchanged).then(|| unchanged.to_path_buf()),
         }
     }
 }
@@ -180,6 +201,12 @@ impl Sink for FileSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         atomic::write_atomic(&self.target, body, meta.mtime)
             .map_err(|e| Error::io_path(&self.target, "write", e))
+    }
+
+    fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        let target = self.unchanged_target.as_ref().unwrap_or(&self.target);
+        atomic::write_atomic(target, body, meta.mtime)
+            .map_err(|e| Error::io_path(target, "write", e))
     }
 
     fn already_written(&self, _meta: &Meta) -> bool {
@@ -249,12 +276,24 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].kind, ItemKind::Cms);
         assert_eq!(items[0].id, "report.pdf.p7m");
-        assert_eq!(items[0].bytes(), DER);
+        // The item is the file as it is; decode_cms gives the DER.
+        assert_eq!(items[0].bytes(), fs::read(&p).unwrap());
+        assert_eq!(decode_cms(items[0].bytes()).unwrap().as_ref(), DER);
         let out = d.path().join("out");
         let mut s = crate::create_sink(crate::OutFormat::File, &p, &out).unwrap();
         s.write(&items[0].meta, b"%PDF").unwrap();
         assert_eq!(s.finish().unwrap(), out.join("report.pdf"));
         assert_eq!(fs::read(out.join("report.pdf")).unwrap(), b"%PDF");
+        // One that could not be decrypted keeps its own name: never encrypted bytes under the
+        // name of the content.
+        let out2 = d.path().join("out2");
+        let mut s = crate::create_sink(crate::OutFormat::File, &p, &out2).unwrap();
+        s.write_unchanged(&items[0].meta, items[0].bytes()).unwrap();
+        assert!(!out2.join("report.pdf").exists());
+        assert_eq!(
+            fs::read(out2.join("report.pdf.p7m")).unwrap(),
+            fs::read(&p).unwrap()
+        );
     }
 }
 
@@ -286,7 +325,7 @@ mod sniff_tests {
     }
 
     #[test]
-    fn text_is_decoded_only_when_named_or_labelled() {
+    fn only_whole_files_are_envelopes() {
         let der = {
             let mut v = vec![
                 0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03,
@@ -295,22 +334,15 @@ mod sniff_tests {
             v
         };
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-        assert_eq!(
-            envelope_in_file(&der, Path::new("x.bin")).as_deref(),
-            Some(&der[..])
-        );
-        assert_eq!(
-            envelope_in_file(b64.as_bytes(), Path::new("x.p7m")).as_deref(),
-            Some(&der[..])
-        );
-        assert_eq!(
-            envelope_in_file(b64.as_bytes(), Path::new("notes.txt")),
-            None
-        );
+        assert!(is_envelope_file(&der, Path::new("x.bin")));
+        assert!(is_envelope_file(b64.as_bytes(), Path::new("x.p7m")));
+        assert!(!is_envelope_file(b64.as_bytes(), Path::new("notes.txt")));
         let pem = format!("-----BEGIN PKCS7-----\n{b64}\n-----END PKCS7-----\n");
-        assert_eq!(
-            envelope_in_file(pem.as_bytes(), Path::new("notes.txt")).as_deref(),
-            Some(&der[..])
-        );
+        assert!(is_envelope_file(pem.as_bytes(), Path::new("notes.txt")));
+        // Prose around the block, or a certificate before it: not replaced by the envelope.
+        let prose = format!("Dear Bob,\n{pem}\nregards\n");
+        assert!(!is_envelope_file(prose.as_bytes(), Path::new("notes.txt")));
+        let two = format!("{pem}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert!(!is_envelope_file(two.as_bytes(), Path::new("x.p7m")));
     }
 }

@@ -118,10 +118,10 @@ impl Iterator for TreeReader {
                 (ItemKind::Message, rel, body)
             } else if is_msg(&rel) {
                 msg_item(path, rel, body)
-            } else if let Some(cms) = crate::single::envelope_in_file(body.bytes(), &rel) {
+            } else if crate::single::is_envelope_file(body.bytes(), &rel) {
                 // An encrypted blob under any name: decrypted in place of a copy, or it would
-                // be missed when the key is destroyed.
-                (ItemKind::Cms, rel, Body::Owned(cms))
+                // be missed when the key is destroyed. The body stays the file's own bytes.
+                (ItemKind::Cms, rel, body)
             } else {
                 (ItemKind::Passthrough, rel, body)
             };

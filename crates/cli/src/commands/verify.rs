@@ -35,9 +35,10 @@ fn opts() -> MessageOptions {
 fn has_envelope(kind: ItemKind, bytes: &[u8]) -> bool {
     let run = || match kind {
         ItemKind::Passthrough => false,
-        ItemKind::Cms => {
-            !matches!(Decryptor::inspect_cms(bytes), Err(e) if e.kind() == "not_enveloped")
-        }
+        ItemKind::Cms => !matches!(
+            Decryptor::inspect_cms(&crate::pipeline::cms_bytes(bytes)),
+            Err(e) if e.kind() == "not_enveloped"
+        ),
         ItemKind::Message => mime::find_envelopes(bytes, &opts()).map_or(true, |v| !v.is_empty()),
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or(true)
@@ -117,11 +118,7 @@ fn index_output(
     let source = unseal_mailbox::open(path, format).map_err(|e| e.to_string())?;
     for it in source {
         let it = it.map_err(|e| format!("output unreadable: {e}"))?;
-        let kind = if it.kind == ItemKind::Cms {
-            ItemKind::Message
-        } else {
-            it.kind
-        };
+        let kind = it.kind;
         map.insert(
             match_key(&it),
             OutItem {
