@@ -27,6 +27,11 @@ fn envelopes_under_any_name_in_a_tree_are_decrypted() {
     .unwrap();
     std::fs::copy(m.join("des-cbc.der.eml"), tree.join("mail.eml")).unwrap();
     std::fs::write(tree.join("notes.txt"), b"not mail\n").unwrap();
+    // An envelope quoted inside prose: the file is copied as it is, not replaced by a part of it.
+    let mut quoted = b"Dear Bob, here is what I got:\n".to_vec();
+    quoted.extend(std::fs::read(m.join("aes128-cbc.pem.p7m")).unwrap());
+    quoted.extend_from_slice(b"\nregards\n");
+    std::fs::write(tree.join("quoted.txt"), &quoted).unwrap();
     let out = t.path().join("out");
     let keys = fixtures().join("keys");
     let run = |cmd: &str| {
@@ -53,5 +58,6 @@ fn envelopes_under_any_name_in_a_tree_are_decrypted() {
         std::fs::read(out.join("saved/notes.txt")).unwrap(),
         b"not mail\n"
     );
+    assert_eq!(std::fs::read(out.join("saved/quoted.txt")).unwrap(), quoted);
     run("verify").assert().code(0);
 }
