@@ -204,15 +204,6 @@ fn prepare(
         name: name.to_string(),
         in_place: None,
     };
-    if !seen.insert(name.clone()) {
-        return fail(
-            &name,
-            format!(
-                "{}: another input has the same name {name}; decrypt it in a separate run or --out",
-                input.display()
-            ),
-        );
-    }
     let format = match unseal_mailbox::detect(input) {
         Ok(f) => f,
         Err(e) => return fail(&name, e.to_string()),
@@ -221,6 +212,40 @@ fn prepare(
         Ok(f) => f,
         Err(e) => return fail(&name, e),
     };
+    // Two inputs must not write the same output: `a.p7m` and `a.eml` both become `a.eml`.
+    let out_name = if of == OutFormat::File {
+        unseal_mailbox::single::output_name(Path::new(&name))
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        name.clone()
+    };
+    if !seen.insert(out_name.clone()) {
+        return fail(
+            &name,
+            format!(
+                "{}: another input also writes {out_name}; decrypt it in a separate run or --out",
+                input.display()
+            ),
+        );
+    }
+    // A single file's output must not replace a file this run did not write before (with --out
+    // pointing at the input's own folder, `a.p7m` would otherwise overwrite an original `a.eml`).
+    if of == OutFormat::File
+        && let Some(out) = &cmd.out
+        && !cmd.in_place
+        && out.join(&out_name).exists()
+        && !crate::journal::path_for(journal_root, &name).exists()
+    {
+        return fail(
+            &name,
+            format!(
+                "{}: {} exists and is not the output of an earlier run; refusing to overwrite it",
+                input.display(),
+                out.join(&out_name).display()
+            ),
+        );
+    }
     let (out_root, in_place) = if cmd.in_place {
         let Some(backup) = cmd.backup.as_ref() else {
             return fail(&name, "--in-place needs --backup DIR".into());
