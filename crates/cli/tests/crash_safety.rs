@@ -71,14 +71,7 @@ fn mbox_killed_at_several_points_completes_exactly_once() {
         }
     }
     assert!(kills >= 2, "the runs ended before they could be killed");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&mbox, &out).assert().code(0);
     assert_eq!(
         mbox_messages(&out.join("box.mbox")),
         n,
@@ -86,13 +79,7 @@ fn mbox_killed_at_several_points_completes_exactly_once() {
     );
     assert_eq!(count_enveloped(&out.join("box.mbox")), 0);
     assert_eq!(sha(&mbox), before, "the input is untouched");
-    unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&mbox, &out).assert().code(0);
 }
 
 #[test]
@@ -125,14 +112,7 @@ fn maildir_killed_mid_run_leaves_no_partial_files() {
         }
         assert_eq!(count_enveloped(&p), 0, "{name} is a finished output");
     }
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&md)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&md, &out).assert().code(0);
     let finals = std::fs::read_dir(out.join("Mail/cur"))
         .unwrap()
         .filter(|e| {
@@ -144,13 +124,7 @@ fn maildir_killed_mid_run_leaves_no_partial_files() {
         })
         .count();
     assert_eq!(finals, n);
-    unseal()
-        .arg("verify")
-        .arg(&md)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&md, &out).assert().code(0);
 }
 
 /// Unmounts on drop, so a failing assertion does not leave a mount behind.
@@ -182,14 +156,7 @@ fn a_full_disk_stops_cleanly_and_the_run_continues_with_space() {
     let n = write_mbox(&mbox, 30, &[]);
     let before = sha(&mbox);
     let out = mnt.join("out");
-    let a = unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
+    let a = decrypt(&mbox, &out).assert().code(1);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(err.contains("No space left on device"), "{err}");
     assert!(
@@ -207,22 +174,9 @@ fn a_full_disk_stops_cleanly_and_the_run_continues_with_space() {
         .status()
         .unwrap();
     assert!(grown.success());
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&mbox, &out).assert().code(0);
     assert_eq!(mbox_messages(&out.join("box.mbox")), n);
-    unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&mbox, &out).assert().code(0);
 }
 
 #[test]
@@ -241,14 +195,7 @@ fn an_input_changed_after_an_interrupted_run_starts_over() {
         b"From bob@example.org Mon Jun  3 12:50:27 1996\nSubject: new\n\nnew mail\n\n".to_vec();
     data.extend(std::fs::read(&mbox).unwrap());
     std::fs::write(&mbox, data).unwrap();
-    let a = unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    let a = decrypt(&mbox, &out).assert().code(0);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(
         err.contains("the input changed since the earlier run"),
@@ -260,13 +207,7 @@ fn an_input_changed_after_an_interrupted_run_starts_over() {
         n + 1,
         "every item exactly once"
     );
-    unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&mbox, &out).assert().code(0);
 }
 
 #[test]
@@ -278,22 +219,9 @@ fn another_input_with_the_same_name_is_refused_not_mixed() {
     write_mbox(&a.join("inbox"), 2, &[]);
     write_mbox(&b.join("inbox"), 3, &[]);
     let out = t.path().join("out");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(a.join("inbox"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&a.join("inbox"), &out).assert().code(0);
     let first = std::fs::read(out.join("inbox")).unwrap();
-    let r = unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(b.join("inbox"))
-        .arg("--out")
-        .arg(&out)
-        .assert();
+    let r = decrypt(&b.join("inbox"), &out).assert();
     let code = r.get_output().status.code();
     assert_ne!(code, Some(0), "b must not be reported as done");
     let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();

@@ -18,14 +18,7 @@ fn outputs_and_journal_are_private() {
     let mbox = t.path().join("box.mbox");
     write_mbox(&mbox, 2, &[]);
     let out = t.path().join("out");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&mbox, &out).assert().code(0);
     assert_eq!(mode(&out), 0o700);
     assert_eq!(mode(&out.join("box.mbox")), 0o600);
     assert_eq!(mode(&out.join(".unseal-journal")), 0o700);

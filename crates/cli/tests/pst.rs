@@ -1,7 +1,8 @@
 //! A real Outlook PST (go-pst's support.pst, 17 e-mails, no S/MIME) through decrypt and verify:
 //! every item lands in the Maildir++ output, verify passes. Skips without the corpora.
 
-use assert_cmd::Command;
+mod common;
+use common::*;
 use std::path::{Path, PathBuf};
 
 fn corpora() -> Option<PathBuf> {
@@ -14,22 +15,6 @@ fn corpora() -> Option<PathBuf> {
         eprintln!("skipping: corpora folder {} is absent", p.display());
         None
     }
-}
-
-fn unseal() -> Command {
-    let mut c = Command::cargo_bin("unseal").unwrap();
-    c.env_remove("UNSEAL_PASSWORD");
-    c
-}
-
-fn key_args() -> Vec<String> {
-    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/keys");
-    vec![
-        "--key".into(),
-        keys.join("rsa2048.p12").display().to_string(),
-        "--password-file".into(),
-        keys.join("password.txt").display().to_string(),
-    ]
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -53,12 +38,7 @@ fn support_pst_decrypts_to_maildir_and_verifies() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("out");
     let report = t.path().join("r.jsonl");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&pst)
-        .arg("--out")
-        .arg(&out)
+    decrypt(&pst, &out)
         .arg("--report")
         .arg(&report)
         .assert()
@@ -75,13 +55,7 @@ fn support_pst_decrypts_to_maildir_and_verifies() {
         17,
         "each written as a Maildir++ file"
     );
-    unseal()
-        .arg("verify")
-        .arg(&pst)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&pst, &out).assert().code(0);
     // The originals are never touched.
     assert_eq!(std::fs::metadata(&pst).unwrap().len(), 1_033_216);
 }

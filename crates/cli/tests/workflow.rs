@@ -106,12 +106,7 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
     let n = write_mbox(&mbox, 2, &[]);
     let out = t.path().join("out");
     let report = t.path().join("night.jsonl");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
+    decrypt(&mbox, &out)
         .arg("--report")
         .arg(&report)
         .assert()
@@ -132,13 +127,7 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
     );
     assert!(out.join(".unseal-journal/demo.mbox.jsonl").exists());
 
-    let v = unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    let v = verify(&mbox, &out).assert().code(0);
     let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
     assert!(
         stdout.contains("safe to destroy the keys used for:"),
@@ -147,14 +136,7 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
     assert!(stdout.contains("CN=unseal test rsa2048"), "{stdout}");
 
     // Re-run: the journal says complete, nothing is redone.
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&mbox, &out).assert().code(0);
     assert_eq!(mbox_messages(&dec), n);
 
     // Alter one decrypted message: verify fails and names it.
@@ -162,13 +144,7 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
     let altered = text.replacen("plain body 1", "plain body X", 1);
     assert_ne!(text, altered);
     std::fs::write(&dec, altered).unwrap();
-    let v = unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
+    let v = verify(&mbox, &out).assert().code(1);
     let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
     let idx = 2 * ENCRYPTED.len() + 1;
     assert!(stdout.contains(&format!("demo.mbox#{idx}")), "{stdout}");
@@ -176,21 +152,8 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
 
     // Output deleted after a complete run: the next run makes it again.
     std::fs::remove_file(&dec).unwrap();
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
-    unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&mbox, &out).assert().code(0);
+    verify(&mbox, &out).assert().code(0);
 }
 
 #[test]
@@ -200,12 +163,7 @@ fn no_key_item_is_copied_unchanged_and_exit_1() {
     let n = write_mbox(&mbox, 1, &[msg("other-only.eml")]);
     let out = t.path().join("out");
     let report = t.path().join("r.jsonl");
-    let a = unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
+    let a = decrypt(&mbox, &out)
         .arg("--report")
         .arg(&report)
         .assert()
@@ -221,13 +179,7 @@ fn no_key_item_is_copied_unchanged_and_exit_1() {
     assert_eq!(last["status"], "no_key");
     assert_eq!(last["sha256_in"], last["sha256_out"]);
     // verify: not safe, the item is still encrypted.
-    let v = unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
+    let v = verify(&mbox, &out).assert().code(1);
     let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
     assert!(stdout.contains("undecrypted"), "{stdout}");
 }
@@ -243,49 +195,23 @@ fn tree_output_deleted_file_is_named_by_verify() {
     std::fs::write(tree.join("plain.eml"), plain(1)).unwrap();
     std::fs::write(tree.join("notes.txt"), b"not mail").unwrap();
     let out = t.path().join("out");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&tree)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&tree, &out).assert().code(0);
     assert_eq!(
         std::fs::read(out.join("mail/notes.txt")).unwrap(),
         b"not mail"
     );
     assert_eq!(std::fs::read(out.join("mail/plain.eml")).unwrap(), plain(1));
     assert_eq!(count_enveloped(&out.join("mail/sub/0.eml")), 0);
-    unseal()
-        .arg("verify")
-        .arg(&tree)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&tree, &out).assert().code(0);
     std::fs::remove_file(out.join("mail/sub/2.eml")).unwrap();
-    let v = unseal()
-        .arg("verify")
-        .arg(&tree)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
+    let v = verify(&tree, &out).assert().code(1);
     let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
     assert!(
         stdout.contains("mail/sub/2.eml") && stdout.contains("missing"),
         "{stdout}"
     );
     // Re-running decrypt restores exactly that file.
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&tree)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&tree, &out).assert().code(0);
 }
 
 #[test]
@@ -334,12 +260,7 @@ fn killed_run_resumes_without_duplicates() {
     assert!(done < n, "killed too late to test resuming ({done} of {n})");
 
     let report = t.path().join("r.jsonl");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
+    decrypt(&mbox, &out)
         .arg("--report")
         .arg(&report)
         .assert()
@@ -356,13 +277,7 @@ fn killed_run_resumes_without_duplicates() {
         assert_eq!(l["item"], format!("big.mbox#{i}"));
     }
     assert!(lines[n]["summary"]["counts"]["resumed"].as_u64().unwrap() > 0);
-    unseal()
-        .arg("verify")
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&mbox, &out).assert().code(0);
 }
 
 #[test]
@@ -392,13 +307,7 @@ fn in_place_with_backup_round_trips() {
         .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
     // The backup is the input, the replaced file the output.
-    unseal()
-        .arg("verify")
-        .arg(backup.join("box.mbox"))
-        .arg("--out")
-        .arg(&dir)
-        .assert()
-        .code(0);
+    verify(&backup.join("box.mbox"), &dir).assert().code(0);
     // A second run changes nothing and never overwrites the backup.
     unseal()
         .arg("decrypt")
@@ -619,21 +528,9 @@ fn maildir_escrow_with_password_map_and_a_broken_key_file() {
             .contains("broken.p12")
     );
 
-    unseal()
-        .arg("verify")
-        .arg(&md)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    verify(&md, &out).assert().code(0);
     std::fs::remove_file(out.join("Maildir/.Sent/cur/1.host:2,S")).unwrap();
-    let v = unseal()
-        .arg("verify")
-        .arg(&md)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
+    let v = verify(&md, &out).assert().code(1);
     let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
     assert!(stdout.contains(".Sent/cur/1.host:2,S"), "{stdout}");
 }
@@ -677,13 +574,6 @@ fn ctrl_c_stops_cleanly_and_the_run_continues() {
     assert!(!out.join("big.mbox").exists());
     let journaled = std::fs::read_to_string(&journal).unwrap();
     assert!(journaled.ends_with('\n'), "torn journal after Ctrl-C");
-    unseal()
-        .arg("decrypt")
-        .args(key_args())
-        .arg(&mbox)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(0);
+    decrypt(&mbox, &out).assert().code(0);
     assert_eq!(mbox_messages(&out.join("big.mbox")), n);
 }

@@ -98,3 +98,22 @@ pub fn count_enveloped(p: &Path) -> usize {
     s.matches("smime-type=enveloped-data").count()
         + s.matches("smime-type=authenveloped-data").count()
 }
+
+/// `unseal decrypt` with the rsa2048 test key, one input and an output folder; more arguments
+/// may follow.
+pub fn decrypt(input: &Path, out: &Path) -> Command {
+    let mut c = unseal();
+    c.arg("decrypt")
+        .args(key_args())
+        .arg(input)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+/// `unseal verify` of one input against an output folder.
+pub fn verify(input: &Path, out: &Path) -> Command {
+    let mut c = unseal();
+    c.arg("verify").arg(input).arg("--out").arg(out);
+    c
+}
