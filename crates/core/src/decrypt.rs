@@ -429,6 +429,93 @@ impl<'k> Decryptor<'k> {
                 reason,
             })
         };
+        let (cek, transport) = self.unwrap_cek(recipient, ki, &wrong)?;
+        if !cipher.accepts_key_len(cek.len()) {
+            return Err(wrong(format!(
+                "the unwrapped key has {} bytes, which {} cannot take",
+                cek.len(),
+                oid_name(cipher)
+            )));
+        }
+        let mut cipher = cipher.clone();
+        algorithm::resolve_rc2(&mut cipher, cek.len());
+        let name = cipher.describe(cek.len());
+        match &cipher {
+            ContentCipher::Cbc { cipher: bc, iv, .. } => self
+                .cbc(header, *bc, iv, &cek, check_mime, out, &wrong)
+                .map(|(c, p)| (name, transport, c, p)),
+            ContentCipher::Gcm { nonce, tag_len, .. } => self
+                .gcm(header, nonce, *tag_len, &cek, check_mime, out, &wrong)
+                .map(|(c, p)| (name, transport, c, p)),
+        }
+    }
+
+    /// For a message too large to hold ([`crate::stream`]): the one key that opens this
+    /// envelope, unwrapped into a CBC stream ready for the ciphertext, and the layer record
+    /// (lengths left 0 for the caller). `None` whenever streaming could answer differently from
+    /// [`Decryptor::decrypt_cms`]: not CBC, no matching key, or several candidate keys (choosing
+    /// between keys needs the padding at the very end), or a key that does not unwrap.
+    pub(crate) fn open_cbc_stream(
+        &self,
+        header: &EnvelopeHeader<'_>,
+    ) -> Option<(CbcStream, LayerInfo)> {
+        let mut cipher = algorithm::parse(
+            &header.content_algorithm_der,
+            header.content_algorithm_offset,
+        )
+        .ok()?;
+        let parsed = parse_recipients(header).ok()?;
+        let mut attempts = parsed
+            .recipients
+            .iter()
+            .enumerate()
+            .flat_map(|(ri, r)| self.keys.lookup(&r.id).into_iter().map(move |ki| (ri, ki)));
+        let (ri, ki) = attempts.next()?;
+        if attempts.next().is_some() {
+            return None;
+        }
+        let recipient = parsed.recipients.get(ri)?;
+        let wrong = |reason: String| {
+            TryError::Next(Error::WrongKey {
+                recipient: recipient.id.to_string(),
+                reason,
+            })
+        };
+        let (cek, transport) = self.unwrap_cek(recipient, ki, &wrong).ok()?;
+        if !cipher.accepts_key_len(cek.len()) {
+            return None;
+        }
+        algorithm::resolve_rc2(&mut cipher, cek.len());
+        let content_cipher = cipher.describe(cek.len());
+        let ContentCipher::Cbc { cipher: bc, iv, .. } = &cipher else {
+            return None;
+        };
+        let dec = self.provider.cbc_decryptor(*bc, &cek).ok()?;
+        let layer = LayerInfo {
+            kind: header.kind,
+            content_cipher,
+            key_transport: transport,
+            recipients: parsed.recipients.iter().map(|r| r.id.clone()).collect(),
+            used_recipient: recipient.id.clone(),
+            key_source: self
+                .keys
+                .keys()
+                .get(ki)
+                .map(|k| k.source.clone())
+                .unwrap_or_default(),
+            ciphertext_len: 0,
+            plaintext_len: 0,
+        };
+        Some((CbcStream::new(dec, iv), layer))
+    }
+
+    /// Recovers the content-encryption key with key `ki` for `recipient`, and describes how.
+    fn unwrap_cek(
+        &self,
+        recipient: &Recipient,
+        ki: usize,
+        wrong: &dyn Fn(String) -> TryError,
+    ) -> std::result::Result<(Zeroizing<Vec<u8>>, String), TryError> {
         let prepared = self
             .prepared
             .get(ki)
@@ -477,24 +564,7 @@ impl<'k> Decryptor<'k> {
                 return Err(wrong("an RSA key cannot open key agreement".into()));
             }
         };
-        if !cipher.accepts_key_len(cek.len()) {
-            return Err(wrong(format!(
-                "the unwrapped key has {} bytes, which {} cannot take",
-                cek.len(),
-                oid_name(cipher)
-            )));
-        }
-        let mut cipher = cipher.clone();
-        algorithm::resolve_rc2(&mut cipher, cek.len());
-        let name = cipher.describe(cek.len());
-        match &cipher {
-            ContentCipher::Cbc { cipher: bc, iv, .. } => self
-                .cbc(header, *bc, iv, &cek, check_mime, out, &wrong)
-                .map(|(c, p)| (name, transport, c, p)),
-            ContentCipher::Gcm { nonce, tag_len, .. } => self
-                .gcm(header, nonce, *tag_len, &cek, check_mime, out, &wrong)
-                .map(|(c, p)| (name, transport, c, p)),
-        }
+        Ok((cek, transport))
     }
 
     #[allow(clippy::too_many_arguments)]

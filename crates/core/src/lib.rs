@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod mime;
 pub mod oid;
 pub mod provider;
+pub mod stream;
 pub mod unwrap;
 
 pub use error::{Error, KeyProblem, Result};

@@ -84,6 +84,8 @@ pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     base: u64,
+    /// `data` is only a prefix of the value (see [`Reader::prefix`]).
+    partial: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -92,11 +94,29 @@ impl<'a> Reader<'a> {
             data,
             pos: 0,
             base: 0,
+            partial: false,
         }
     }
 
     pub fn with_base(data: &'a [u8], base: u64) -> Self {
-        Reader { data, pos: 0, base }
+        Reader {
+            data,
+            pos: 0,
+            base,
+            partial: false,
+        }
+    }
+
+    /// A reader over the first bytes of a longer value (a large message being streamed): a
+    /// length that runs past `data` is accepted in a header, but anything read from beyond
+    /// `data` is [`Error::Truncated`], so a caller can retry with a longer prefix.
+    pub fn prefix(data: &'a [u8]) -> Self {
+        Reader {
+            data,
+            pos: 0,
+            base: 0,
+            partial: true,
+        }
     }
 
     pub fn position(&self) -> usize {
@@ -199,6 +219,7 @@ impl<'a> Reader<'a> {
         };
         if let Some(l) = len
             && l > self.remaining()
+            && !self.partial
         {
             return Err(Error::Truncated {
                 what,
@@ -245,7 +266,9 @@ impl<'a> Reader<'a> {
     /// the raw bytes of the whole TLV, as encoded.
     pub fn finish_raw(&mut self, h: &Header, depth: usize) -> Result<&'a [u8]> {
         self.skip_contents(h, depth)?;
-        Ok(&self.data[h.start..self.pos])
+        self.data
+            .get(h.start..self.pos)
+            .ok_or_else(|| self.truncated("value"))
     }
 
     /// Skips the contents of `h`.
@@ -284,7 +307,10 @@ impl<'a> Reader<'a> {
     pub fn primitive_contents(&mut self, h: &Header, what: &'static str) -> Result<&'a [u8]> {
         match h.len {
             Some(l) if !h.tag.constructed => {
-                let s = &self.data[h.content_start..h.content_start + l];
+                let s = self
+                    .data
+                    .get(h.content_start..h.content_start + l)
+                    .ok_or_else(|| self.truncated(what))?;
                 self.pos = h.content_start + l;
                 Ok(s)
             }
@@ -315,13 +341,14 @@ impl<'a> Reader<'a> {
     /// this reader positioned at the contents start; call [`Reader::end_of`] after.
     pub fn contents_reader(&self, h: &Header) -> Reader<'a> {
         let end = match h.len {
-            Some(l) => h.content_start + l,
+            Some(l) => (h.content_start + l).min(self.data.len()),
             None => self.data.len(),
         };
         Reader {
             data: &self.data[..end],
             pos: h.content_start,
             base: self.base,
+            partial: self.partial,
         }
     }
 

@@ -84,7 +84,10 @@ impl<'a> EnvelopeHeader<'a> {
 /// Reads `ContentInfo` and returns the content type and a reader positioned on the content's
 /// header (inside the `[0] EXPLICIT`).
 pub fn content_info(input: &[u8]) -> Result<(ObjectIdentifier, Reader<'_>)> {
-    let mut r = Reader::new(input);
+    content_info_from(Reader::new(input))
+}
+
+fn content_info_from(mut r: Reader<'_>) -> Result<(ObjectIdentifier, Reader<'_>)> {
     let outer = r.expect(Tag::SEQUENCE, "ContentInfo")?;
     let mut inner = r.contents_reader(&outer);
     let ct = inner.read_oid("ContentInfo.contentType")?;
@@ -100,9 +103,26 @@ pub fn content_info(input: &[u8]) -> Result<(ObjectIdentifier, Reader<'_>)> {
     Ok((ct, inner.contents_reader(&explicit)))
 }
 
-/// Parses a ContentInfo holding EnvelopedData or AuthEnvelopedData.
-pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
-    let (ct, mut r) = content_info(input)?;
+/// Everything before the encrypted content, with the readers positioned to go on from there.
+struct Front<'a> {
+    kind: EnvelopeKind,
+    version: i64,
+    recipient_infos: Vec<(Vec<u8>, u64)>,
+    content_type: ObjectIdentifier,
+    content_algorithm_der: Vec<u8>,
+    content_algorithm_offset: u64,
+    /// Inside the ContentInfo's [0] (at the Enveloped/AuthEnvelopedData SEQUENCE's end).
+    r: Reader<'a>,
+    seq: Header,
+    /// Inside the Enveloped/AuthEnvelopedData SEQUENCE.
+    s: Reader<'a>,
+    eci: Header,
+    /// Inside EncryptedContentInfo, at encryptedContent (or its end, when detached).
+    e: Reader<'a>,
+}
+
+fn front(r: Reader<'_>) -> Result<Front<'_>> {
+    let (ct, mut r) = content_info_from(r)?;
     let kind = if ct == oid::ENVELOPED_DATA {
         EnvelopeKind::Enveloped
     } else if ct == oid::AUTH_ENVELOPED_DATA {
@@ -157,6 +177,91 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
     let content_algorithm_offset = e.offset();
     let alg_raw = e.read_raw("contentEncryptionAlgorithm")?;
     let content_algorithm_der = ber::to_der(alg_raw, content_algorithm_offset)?;
+    Ok(Front {
+        kind,
+        version,
+        recipient_infos,
+        content_type,
+        content_algorithm_der,
+        content_algorithm_offset,
+        r,
+        seq,
+        s,
+        eci,
+        e,
+    })
+}
+
+/// Where the encrypted content starts in a message being streamed, found by
+/// [`parse_prefix`].
+#[derive(Debug)]
+pub struct ContentStart<'a> {
+    /// The header with no content, MAC or authAttrs (those follow the content).
+    pub header: EnvelopeHeader<'a>,
+    /// The encryptedContent TLV header; `content_start` is its offset in the decoded input.
+    pub content: Header,
+}
+
+/// Parses the part of an EnvelopedData that precedes the encrypted content, from a prefix of
+/// the decoded ContentInfo. `Err(Error::Truncated)` (or any other error) may mean the prefix is
+/// too short: callers retry with more, up to [`MAX_HEADER_PART`]. `Ok(None)`: the content is
+/// detached.
+pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart<'_>>> {
+    let mut f = front(Reader::prefix(prefix))?;
+    // Out of prefix before the content's header: not the same as a detached content.
+    if f.e.is_empty()
+        && f.eci
+            .len
+            .is_none_or(|l| f.eci.content_start + l > prefix.len())
+    {
+        return Err(Error::Truncated {
+            what: "encryptedContent",
+            offset: f.e.offset(),
+        });
+    }
+    if f.e.at_end_of(&f.eci) {
+        return Ok(None);
+    }
+    let at = f.e.offset();
+    let h = f.e.header("encryptedContent")?;
+    if h.tag.class != Class::Context || h.tag.number != 0 {
+        return Err(Error::Asn1 {
+            what: "encryptedContent",
+            offset: at,
+            detail: format!("expected [0], found {:?} {}", h.tag.class, h.tag.number),
+        });
+    }
+    Ok(Some(ContentStart {
+        header: EnvelopeHeader {
+            kind: f.kind,
+            version: f.version,
+            recipient_infos: f.recipient_infos,
+            content_type: f.content_type,
+            content_algorithm_der: f.content_algorithm_der,
+            content_algorithm_offset: f.content_algorithm_offset,
+            content: None,
+            auth_attrs_der: None,
+            mac: None,
+        },
+        content: h,
+    }))
+}
+
+/// Parses a ContentInfo holding EnvelopedData or AuthEnvelopedData.
+pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
+    let Front {
+        kind,
+        version,
+        recipient_infos,
+        content_type,
+        content_algorithm_der,
+        content_algorithm_offset,
+        mut r,
+        seq,
+        mut s,
+        eci,
+        mut e,
+    } = front(Reader::new(input))?;
     let content = if !e.at_end_of(&eci) {
         let at = e.offset();
         let h = e.header("encryptedContent")?;

@@ -4,6 +4,7 @@
 //! encryptedContent is read by hand so that it can be streamed.
 
 pub mod ber;
+pub mod content_stream;
 pub mod envelope;
 pub mod recipient;
 

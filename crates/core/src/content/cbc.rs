@@ -138,7 +138,7 @@ impl CbcStream {
     /// `Err(Ok(PaddingError))` distinguishes a padding failure (a wrong key, usually) from an
     /// I/O failure.
     pub fn finish(
-        mut self,
+        &mut self,
         out: &mut dyn Write,
     ) -> std::result::Result<u64, std::result::Result<PaddingError, Error>> {
         if !self.carry.is_empty() {

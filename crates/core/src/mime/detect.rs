@@ -139,7 +139,7 @@ pub fn content_type_oid(der: &[u8]) -> Option<&[u8]> {
 }
 
 /// The standard alphabet, padding optional, trailing bits tolerated.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)

@@ -6,7 +6,7 @@
 //! aws-lc-rs only offers the four matched pairs.
 
 use super::{
-    AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg,
+    AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg, Hasher,
     RsaPrivateKey, check_blocks, check_key_len, rustcrypto,
 };
 use crate::error::{Error, Result};
@@ -309,17 +309,35 @@ impl CryptoProvider for AwsLc {
     }
 
     fn digest(&self, hash: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
-        let alg = match hash {
-            HashAlg::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-            HashAlg::Sha224 => &digest::SHA224,
-            HashAlg::Sha256 => &digest::SHA256,
-            HashAlg::Sha384 => &digest::SHA384,
-            HashAlg::Sha512 => &digest::SHA512,
-        };
-        let mut ctx = digest::Context::new(alg);
+        let mut ctx = digest::Context::new(digest_alg(hash));
         for p in parts {
             ctx.update(p);
         }
         ctx.finish().as_ref().to_vec()
+    }
+
+    fn hasher(&self, hash: HashAlg) -> Box<dyn Hasher> {
+        Box::new(AwsHasher(digest::Context::new(digest_alg(hash))))
+    }
+}
+
+fn digest_alg(hash: HashAlg) -> &'static digest::Algorithm {
+    match hash {
+        HashAlg::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        HashAlg::Sha224 => &digest::SHA224,
+        HashAlg::Sha256 => &digest::SHA256,
+        HashAlg::Sha384 => &digest::SHA384,
+        HashAlg::Sha512 => &digest::SHA512,
+    }
+}
+
+struct AwsHasher(digest::Context);
+
+impl Hasher for AwsHasher {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finish().as_ref().to_vec()
     }
 }

@@ -147,6 +147,14 @@ pub trait CryptoProvider: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
     fn digest(&self, hash: HashAlg, parts: &[&[u8]]) -> Vec<u8>;
+    /// An incremental hash, for data that never is in memory at once (a streamed message).
+    fn hasher(&self, hash: HashAlg) -> Box<dyn Hasher>;
+}
+
+/// An incremental hash from [`CryptoProvider::hasher`].
+pub trait Hasher: Send {
+    fn update(&mut self, data: &[u8]);
+    fn finish(self: Box<Self>) -> Vec<u8>;
 }
 
 /// The provider used when none is chosen.

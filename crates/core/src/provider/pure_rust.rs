@@ -9,7 +9,7 @@
 
 use super::rustcrypto::{self, RustCryptoCbc};
 use super::{
-    AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg,
+    AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg, Hasher,
     RsaPrivateKey, check_key_len, rustcrypto_rsa,
 };
 use crate::error::{Error, Result};
@@ -135,6 +135,27 @@ impl CryptoProvider for PureRust {
             HashAlg::Sha384 => run::<sha2::Sha384>(parts),
             HashAlg::Sha512 => run::<sha2::Sha512>(parts),
         }
+    }
+
+    fn hasher(&self, hash: HashAlg) -> Box<dyn Hasher> {
+        match hash {
+            HashAlg::Sha1 => Box::new(RcHasher(sha1::Sha1::default())),
+            HashAlg::Sha224 => Box::new(RcHasher(sha2::Sha224::default())),
+            HashAlg::Sha256 => Box::new(RcHasher(sha2::Sha256::default())),
+            HashAlg::Sha384 => Box::new(RcHasher(sha2::Sha384::default())),
+            HashAlg::Sha512 => Box::new(RcHasher(sha2::Sha512::default())),
+        }
+    }
+}
+
+struct RcHasher<D>(D);
+
+impl<D: sha2::Digest + Send> Hasher for RcHasher<D> {
+    fn update(&mut self, data: &[u8]) {
+        sha2::Digest::update(&mut self.0, data);
+    }
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        sha2::Digest::finalize(self.0).to_vec()
     }
 }
 

@@ -1,0 +1,421 @@
+//! Decrypting one large message without holding it.
+//!
+//! [`crate::mime::decrypt_message`] needs the message, the decoded ContentInfo and the plaintext
+//! in memory at once: three copies of a 200 MB message. This module handles the common shape of
+//! a large encrypted message, a top-level `application/pkcs7-mime` envelope (base64 or binary)
+//! whose plaintext is a single-part entity, in bounded memory: the input is read once, in
+//! blocks, each block base64-decoded, its framing followed by a
+//! [`ContentStream`](crate::cms::content_stream::ContentStream), CBC-decrypted and written out,
+//! while the input and output SHA-256 and the next block's decoding run beside it on a second
+//! thread.
+//!
+//! Anything else is left to the in-memory path, which is always correct: [`prepare`] returns
+//! `None` (not an envelope at top level, GCM whose tag and authenticated attributes follow the
+//! content, several candidate keys, no key), and [`MessageStream::run`] returns
+//! [`StreamError::NotStreamable`] before writing anything when the plaintext turns out to be a
+//! multipart or a message (it may hold further envelopes, which need the MIME walk). A
+//! [`StreamError::Failed`] (bad padding at the very end, malformed framing, a write error) means
+//! the caller discards what was written; the CLI then runs the in-memory path, so the item's
+//! final result and error message are the same as if it had never been streamed.
+
+use std::io::Write;
+use std::ops::Range;
+
+use base64::Engine as _;
+
+use crate::cms::ber::Header;
+use crate::cms::content_stream::ContentStream;
+use crate::cms::envelope::{self, EnvelopeKind, MAX_HEADER_PART};
+use crate::content::cbc::CbcStream;
+use crate::error::Error;
+use crate::mime::detect::{self, Cte, LENIENT, PartKind};
+use crate::mime::header::{self, ContentType, HeaderBlock};
+use crate::mime::rewrite;
+use crate::mime::walk::{Data, Piece};
+use crate::mime::{MessageOptions, line_ending};
+use crate::provider::HashAlg;
+use crate::{Decryptor, LayerInfo};
+
+/// Input read per step: big enough that thread hand-offs are rare, small enough to stay a few
+/// MB of buffers.
+const BLOCK: usize = 2 * 1024 * 1024;
+
+/// Plaintext gathered before the inner entity's header block must have ended.
+const HEAD_LIMIT: usize = 64 * 1024;
+
+/// Why a message was not (or not completely) streamed.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The message needs the in-memory path; nothing was written.
+    NotStreamable(&'static str),
+    /// Streaming stopped midway: what was written must be discarded.
+    Failed(Error),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::NotStreamable(why) => write!(f, "not streamable: {why}"),
+            StreamError::Failed(e) => write!(f, "streaming failed: {e}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for StreamError {
+    fn from(e: std::io::Error) -> Self {
+        StreamError::Failed(e.into())
+    }
+}
+
+/// A streamed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streamed {
+    /// The opened envelope, with its lengths.
+    pub layer: LayerInfo,
+    /// Bytes written: the rewritten message.
+    pub bytes_out: u64,
+    /// SHA-256 of the whole input message and of what was written.
+    pub sha256_in: Vec<u8>,
+    pub sha256_out: Vec<u8>,
+}
+
+/// A message whose top level is an envelope this module can stream, its key already unwrapped.
+pub struct MessageStream<'m, 'd> {
+    dec: &'d Decryptor<'d>,
+    msg: &'m [u8],
+    hb: HeaderBlock,
+    base64: bool,
+    /// The encryptedContent header; its `content_start` is an offset in the decoded ContentInfo.
+    content: Header,
+    cbc: CbcStream,
+    layer: LayerInfo,
+}
+
+/// Checks whether `msg` can be streamed and, if so, unwraps its content key. Costs one
+/// private-key operation and a look at the first kilobytes.
+pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageStream<'m, 'd>> {
+    let hb = header::parse_block(msg, 0, msg.len());
+    let ct = ContentType::parse(&hb.get(msg, "content-type")?);
+    let disposition = hb
+        .get(msg, "content-disposition")
+        .map(|v| ContentType::parse(&v));
+    if !detect::is_candidate_label(&ct, disposition.as_ref()) {
+        return None;
+    }
+    let cte = Cte::parse(hb.get(msg, "content-transfer-encoding").as_deref());
+    let body = msg.get(hb.body_start..)?;
+    if detect::classify_body(body, cte) != PartKind::Envelope {
+        return None;
+    }
+    let base64 = match cte {
+        Cte::Base64 => true,
+        // Binary DER must start at once: the in-memory path would not skip anything either.
+        Cte::Identity if body.first() == Some(&0x30) => false,
+        _ => return None,
+    };
+    // The part before the content (recipients, algorithm) is small but unbounded in principle:
+    // decode more of it until it parses, up to the limit the in-memory parser also sets.
+    let mut want = 64 * 1024;
+    let start = loop {
+        let prefix = if base64 {
+            detect::decode_base64_prefix(body, want)
+        } else {
+            body.get(..want.min(body.len()))?.to_vec()
+        };
+        match envelope::parse_prefix(&prefix) {
+            Ok(Some(s)) => break (s.header.kind, s.content, dec.open_cbc_stream(&s.header)),
+            Ok(None) => return None,
+            Err(_) if prefix.len() >= want && want < MAX_HEADER_PART => want *= 4,
+            Err(_) => return None,
+        }
+    };
+    let (kind, content, opened) = start;
+    if kind != EnvelopeKind::Enveloped {
+        return None;
+    }
+    let (cbc, layer) = opened?;
+    Some(MessageStream {
+        dec,
+        msg,
+        hb,
+        base64,
+        content,
+        cbc,
+        layer,
+    })
+}
+
+/// Base64 decoding of successive blocks; characters that do not make a whole quantum wait for
+/// the next block.
+struct Decoder {
+    base64: bool,
+    carry: Vec<u8>,
+}
+
+impl Decoder {
+    fn decode(&mut self, block: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        out.clear();
+        if !self.base64 {
+            out.extend_from_slice(block);
+            return Ok(());
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len())) {
+            if let Some(line) = block.get(start..end) {
+                self.carry.extend_from_slice(line.trim_ascii());
+            }
+            start = end + 1;
+        }
+        let mut keep = self.carry.len() - self.carry.len() % 4;
+        if last {
+            if self.carry.len() % 4 == 1 {
+                self.carry.pop();
+            }
+            keep = self.carry.len();
+        }
+        LENIENT.decode_vec(&self.carry[..keep], out).map_err(|e| {
+            StreamError::Failed(Error::Mime {
+                detail: format!("base64 body: {e}"),
+            })
+        })?;
+        self.carry.drain(..keep);
+        Ok(())
+    }
+}
+
+/// The decrypting half of the pipeline: decoded ContentInfo in, rewritten message out.
+struct Decrypting<'a> {
+    /// Offset in the decoded ContentInfo of the next byte.
+    der_pos: usize,
+    content_start: usize,
+    content: ContentStream,
+    cbc: CbcStream,
+    /// Plaintext held until the inner header block has ended; `None` once written.
+    head: Option<Vec<u8>>,
+    msg: &'a [u8],
+    hb: &'a HeaderBlock,
+    layer: &'a LayerInfo,
+    opts: &'a MessageOptions,
+    written: u64,
+}
+
+impl Decrypting<'_> {
+    /// Decrypts `der` and appends what is to be written to `plain`.
+    fn feed(&mut self, der: &[u8], plain: &mut Vec<u8>) -> Result<(), StreamError> {
+        let skip = self
+            .content_start
+            .saturating_sub(self.der_pos)
+            .min(der.len());
+        self.der_pos += der.len();
+        let rest = der.get(skip..).unwrap_or(&[]);
+        if self.content.is_done() || rest.is_empty() {
+            return Ok(());
+        }
+        let sink: &mut Vec<u8> = match &mut self.head {
+            Some(h) => h,
+            None => plain,
+        };
+        let cbc = &mut self.cbc;
+        self.content
+            .feed(rest, &mut |ct| cbc.update(ct, sink))
+            .map_err(StreamError::Failed)?;
+        self.flush_head(plain, false)
+    }
+
+    /// Once the inner header block is complete (or the plaintext ended), decides whether the
+    /// plaintext can be streamed and puts the rewritten header in front of it.
+    fn flush_head(&mut self, plain: &mut Vec<u8>, end: bool) -> Result<(), StreamError> {
+        let Some(head) = &self.head else {
+            return Ok(());
+        };
+        let hb = header::parse_block(head, 0, head.len());
+        let complete = hb.fields_end < hb.body_start;
+        if !complete && !end {
+            if head.len() >= HEAD_LIMIT {
+                return Err(StreamError::NotStreamable(
+                    "the plaintext has no header block end in its first 64 KiB",
+                ));
+            }
+            return Ok(());
+        }
+        let ct = match hb.get(head, "content-type") {
+            Some(v) => ContentType::parse(&v),
+            None => ContentType::parse("text/plain"),
+        };
+        if ct.main_type() == "multipart"
+            || matches!(ct.mime_type.as_str(), "message/rfc822" | "message/global")
+        {
+            return Err(StreamError::NotStreamable(
+                "the plaintext is a multipart or a message (it may hold more envelopes)",
+            ));
+        }
+        let disposition = hb
+            .get(head, "content-disposition")
+            .map(|v| ContentType::parse(&v));
+        if detect::is_candidate_label(&ct, disposition.as_ref()) {
+            return Err(StreamError::NotStreamable(
+                "the plaintext is itself labelled S/MIME",
+            ));
+        }
+        let Some(head) = self.head.take() else {
+            return Ok(());
+        };
+        // The same splice as the in-memory path: outer fields but Content-*, the trace field,
+        // a blank line if the plaintext has no header block, then the plaintext.
+        let eol = line_ending(self.msg);
+        let outer = Data::Borrowed(self.msg);
+        let inner = Data::Borrowed(&head);
+        let mut rw = rewrite::replace_entity(&outer, self.hb, &inner, 0..head.len(), None, eol);
+        if self.opts.trace_header {
+            let at = rw.header_insert.min(rw.pieces.len());
+            let field = rewrite::layer_field(self.layer, "", &self.opts.timestamp, eol);
+            rw.pieces.insert(at, Piece::owned(field));
+        }
+        plain.extend_from_slice(&rw.flatten());
+        Ok(())
+    }
+
+    fn finish(mut self, plain: &mut Vec<u8>) -> Result<(u64, u64), StreamError> {
+        if !self.content.is_done() {
+            return Err(StreamError::Failed(Error::Truncated {
+                what: "encryptedContent",
+                offset: self.der_pos as u64,
+            }));
+        }
+        let sink: &mut Vec<u8> = match &mut self.head {
+            Some(h) => h,
+            None => plain,
+        };
+        let plain_len = self.cbc.finish(sink).map_err(|e| match e {
+            Ok(p) => StreamError::Failed(Error::WrongKey {
+                recipient: self.layer.used_recipient.to_string(),
+                reason: p.0,
+            }),
+            Err(e) => StreamError::Failed(e),
+        })?;
+        self.flush_head(plain, true)?;
+        Ok((self.content.content_len(), plain_len))
+    }
+}
+
+impl MessageStream<'_, '_> {
+    /// The envelope as far as known before decrypting.
+    pub fn layer(&self) -> &LayerInfo {
+        &self.layer
+    }
+
+    /// Decrypts the message into `out`. `done_with` is called with each range of the input
+    /// once it has been read for the last time, in order (the caller may drop those pages).
+    pub fn run(
+        self,
+        opts: &MessageOptions,
+        out: &mut (dyn Write + Send),
+        done_with: &mut (dyn FnMut(Range<usize>) + Send),
+    ) -> Result<Streamed, StreamError> {
+        let provider = self.dec.provider();
+        let mut hash_in = provider.hasher(HashAlg::Sha256);
+        let mut hash_out = provider.hasher(HashAlg::Sha256);
+        let msg = self.msg;
+        let body_start = self.hb.body_start.min(msg.len());
+        let mut layer = self.layer;
+        let mut dec = Decrypting {
+            der_pos: 0,
+            content_start: self.content.content_start,
+            content: ContentStream::new(&self.content).map_err(StreamError::Failed)?,
+            cbc: self.cbc,
+            head: Some(Vec::with_capacity(HEAD_LIMIT)),
+            msg,
+            hb: &self.hb,
+            layer: &layer,
+            opts,
+            written: 0,
+        };
+        let mut decoder = Decoder {
+            base64: self.base64,
+            carry: Vec::new(),
+        };
+
+        // Two stages on two threads: while block k is decrypted and written, block k+1 is hashed
+        // and decoded and the plaintext of block k-1 hashed. (A scoped thread per 2 MB block
+        // costs some microseconds; this crate stays free of a thread-pool dependency.)
+        let mut pos = body_start;
+        let mut der_cur: Vec<u8> = Vec::new();
+        let mut der_next: Vec<u8> = Vec::new();
+        let mut plain_cur: Vec<u8> = Vec::new();
+        let mut plain_prev: Vec<u8> = Vec::new();
+        hash_in.update(msg.get(..body_start).unwrap_or(&[]));
+        let mut first = true;
+        loop {
+            let next_block = if dec.content.is_done() || pos >= msg.len() {
+                None
+            } else {
+                let mut end = (pos + BLOCK).min(msg.len());
+                if let Some(nl) = msg.get(end..).and_then(|r| memchr::memchr(b'\n', r)) {
+                    end += nl + 1;
+                }
+                Some(pos..end)
+            };
+            if next_block.is_none() && der_cur.is_empty() && !first {
+                break;
+            }
+            first = false;
+            let (a, b) = std::thread::scope(|scope| {
+                let a = scope.spawn(|| -> Result<(), StreamError> {
+                    hash_out.update(&plain_prev);
+                    if let Some(r) = next_block.clone() {
+                        let block = msg.get(r.clone()).unwrap_or(&[]);
+                        hash_in.update(block);
+                        decoder.decode(block, r.end >= msg.len(), &mut der_next)?;
+                    }
+                    Ok(())
+                });
+                let b = (|| -> Result<(), StreamError> {
+                    plain_cur.clear();
+                    dec.feed(&der_cur, &mut plain_cur)?;
+                    out.write_all(&plain_cur)?;
+                    dec.written += plain_cur.len() as u64;
+                    Ok(())
+                })();
+                let a = a.join().unwrap_or_else(|_| {
+                    Err(StreamError::Failed(Error::Io {
+                        detail: "the hashing and decoding thread failed".into(),
+                    }))
+                });
+                (a, b)
+            });
+            a?;
+            b?;
+            if let Some(r) = next_block {
+                done_with(r.clone());
+                pos = r.end;
+            }
+            std::mem::swap(&mut der_cur, &mut der_next);
+            der_next.clear();
+            std::mem::swap(&mut plain_cur, &mut plain_prev);
+        }
+        hash_out.update(&plain_prev);
+        // The padding block (and, for a short plaintext, the whole header) comes out last.
+        let mut tail = Vec::new();
+        let written_before = dec.written;
+        let (ct_len, pt_len) = dec.finish(&mut tail)?;
+        out.write_all(&tail)?;
+        out.flush()?;
+        hash_out.update(&tail);
+        // What follows the content (unprotected attributes, end-of-contents, line breaks) is
+        // part of the input: hash it too.
+        for chunk in msg.get(pos..).unwrap_or(&[]).chunks(BLOCK) {
+            hash_in.update(chunk);
+        }
+        if pos < msg.len() {
+            done_with(pos..msg.len());
+        }
+        layer.ciphertext_len = ct_len;
+        layer.plaintext_len = pt_len;
+        Ok(Streamed {
+            layer,
+            bytes_out: written_before + tail.len() as u64,
+            sha256_in: hash_in.finish(),
+            sha256_out: hash_out.finish(),
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! The streaming path (`unseal_core::stream`) against the in-memory one: for every fixture
+//! message made by OpenSSL, gpgsm and pyca, streaming either declines before writing anything,
+//! or writes exactly the bytes `mime::decrypt_message` produces, with the right hashes. Broken
+//! input fails instead of producing output.
+
+use std::path::{Path, PathBuf};
+use unseal_core::keyring::KeyRing;
+use unseal_core::mime::{MessageOptions, decrypt_message};
+use unseal_core::provider::{HashAlg, all_providers};
+use unseal_core::stream::{self, StreamError};
+use unseal_core::{DecryptOptions, Decryptor};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn opts() -> MessageOptions {
+    MessageOptions {
+        timestamp: "Wed, 25 Nov 2026 12:00:00 +0000".into(),
+        ..MessageOptions::default()
+    }
+}
+
+fn all_keys() -> KeyRing {
+    let pw = std::fs::read_to_string(fixtures().join("keys/password.txt")).unwrap();
+    let pw = pw.lines().next().unwrap().to_string();
+    let mut ring = KeyRing::new();
+    for name in [
+        "rsa1024", "rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384", "ec-p521",
+    ] {
+        ring.load_file(&fixtures().join(format!("keys/{name}.key.pem")), Some(&pw))
+            .unwrap();
+        ring.add_certificates_file(&fixtures().join(format!("keys/{name}.cert.pem")))
+            .unwrap();
+    }
+    ring
+}
+
+fn messages() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures().join("messages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What was written, the summary, and the input ranges handed back.
+type Run = (Vec<u8>, stream::Streamed, Vec<std::ops::Range<usize>>);
+
+/// Streams `msg`: `Ok(None)` when `prepare` declines.
+fn streamed(dec: &Decryptor<'_>, msg: &[u8]) -> Result<Option<Run>, StreamError> {
+    let Some(s) = stream::prepare(dec, msg) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    let done = s.run(&opts(), &mut out, &mut |r| seen.push(r))?;
+    Ok(Some((out, done, seen)))
+}
+
+#[test]
+fn streaming_writes_what_the_in_memory_path_writes_or_declines() {
+    let ring = all_keys();
+    for provider in all_providers() {
+        let dec = Decryptor::new(&ring, provider, DecryptOptions::default()).unwrap();
+        let (mut same, mut declined_late) = (0, 0);
+        for path in messages() {
+            let msg = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let expected = decrypt_message(&dec, &msg, &opts());
+            match streamed(&dec, &msg) {
+                Ok(None) => {}
+                Ok(Some((out, done, seen))) => {
+                    let expected =
+                        expected.unwrap_or_else(|e| panic!("{name}: streamed, but in memory: {e}"));
+                    assert_eq!(
+                        Some(&out),
+                        expected.output.as_ref(),
+                        "{name} ({})",
+                        provider.name()
+                    );
+                    assert_eq!(done.layer, expected.layers[0].info, "{name}");
+                    assert_eq!(done.bytes_out, out.len() as u64);
+                    assert_eq!(done.sha256_in, provider.digest(HashAlg::Sha256, &[&msg]));
+                    assert_eq!(done.sha256_out, provider.digest(HashAlg::Sha256, &[&out]));
+                    // The ranges handed back cover the body, in order, without gaps.
+                    let mut at = seen.first().map_or(0, |r| r.start);
+                    for r in &seen {
+                        assert_eq!(r.start, at, "{name}");
+                        at = r.end;
+                    }
+                    assert_eq!(at, msg.len(), "{name}");
+                    same += 1;
+                }
+                Err(StreamError::NotStreamable(_)) => declined_late += 1,
+                Err(StreamError::Failed(e)) => {
+                    // Only where the in-memory path fails too.
+                    assert!(
+                        expected.is_err(),
+                        "{name}: stream failed ({e}), memory did not"
+                    );
+                }
+            }
+        }
+        // Fixtures with a single-part plaintext under a CBC cipher stream (DES, 3DES, RC2,
+        // CAST5, AES, RSA and ECDH); those with multipart plaintexts decline.
+        assert!(same >= 20, "only {same} fixture messages streamed");
+        assert!(declined_late >= 5, "only {declined_late} declined");
+    }
+}
+
+/// A streamable fixture in DER (the ciphertext is the last thing in its ContentInfo), split
+/// into its header block and decoded body, and the cipher's block length.
+fn a_streamable_der(dec: &Decryptor<'_>) -> (Vec<u8>, Vec<u8>, usize) {
+    use base64::Engine as _;
+    for p in messages() {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if !name.contains(".der.") {
+            continue;
+        }
+        let msg = std::fs::read(&p).unwrap();
+        let Ok(Some((_, done, _))) = streamed(dec, &msg) else {
+            continue;
+        };
+        let text = String::from_utf8(msg).unwrap();
+        let Some(split) = text.find("\n\n") else {
+            continue;
+        };
+        let (head, body) = text.split_at(split + 2);
+        let b64: String = body.split_whitespace().collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let bs = if done.layer.content_cipher.starts_with("AES") {
+            16
+        } else {
+            8
+        };
+        return (head.as_bytes().to_vec(), der, bs);
+    }
+    panic!("no streamable DER fixture");
+}
+
+fn message(head: &[u8], der: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut m = head.to_vec();
+    for line in b64.as_bytes().chunks(76) {
+        m.extend_from_slice(line);
+        m.push(b'\n');
+    }
+    m
+}
+
+#[test]
+fn a_damaged_message_fails_instead_of_writing_output() {
+    let ring = all_keys();
+    let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+    let (head, der, bs) = a_streamable_der(&dec);
+    assert!(matches!(streamed(&dec, &message(&head, &der)), Ok(Some(_))));
+
+    // Cut short: the content never ends.
+    let cut = message(&head, &der[..der.len() - 3 * bs]);
+    assert!(
+        matches!(streamed(&dec, &cut), Err(StreamError::Failed(_))),
+        "truncated"
+    );
+
+    // The top bit of the last byte of the block before the last flips the same bit of the
+    // padding length, which makes it larger than any block: the check at the very end fails.
+    let mut bad = der.clone();
+    let at = bad.len() - bs - 1;
+    bad[at] ^= 0x80;
+    match streamed(&dec, &message(&head, &bad)) {
+        Err(StreamError::Failed(e)) => assert!(e.to_string().contains("padding"), "{e}"),
+        other => panic!("tampered padding: {:?}", other.map(|o| o.map(|x| x.1))),
+    }
+
+    // Not base64 in the middle of the body: declined up front (the header prefix does not
+    // parse) or failed while streaming, never output.
+    let mut junk = message(&head, &der);
+    let mid = head.len() + (junk.len() - head.len()) / 2;
+    junk[mid] = b'*';
+    let r = streamed(&dec, &junk);
+    assert!(
+        matches!(r, Ok(None) | Err(StreamError::Failed(_))),
+        "{:?}",
+        r.map(|o| o.map(|x| x.1))
+    );
+}
+
+/// A 5 MB message made by `openssl cms -encrypt`, DER and BER (`-stream`: indefinite lengths,
+/// the ciphertext in chunks that straddle the 2 MB input blocks).
+fn openssl_large(dir: &Path, ber: bool) -> Option<Vec<u8>> {
+    let mut plain = b"Content-Type: text/plain; charset=us-ascii\r\n\r\n".to_vec();
+    let mut i = 0u64;
+    while plain.len() < 5_000_000 {
+        plain.extend_from_slice(format!("line {i} of a large plaintext\r\n").as_bytes());
+        i += 1;
+    }
+    let p = dir.join(if ber { "plain-ber.txt" } else { "plain.txt" });
+    std::fs::write(&p, &plain).unwrap();
+    let out = dir.join(if ber { "big-ber.eml" } else { "big.eml" });
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["cms", "-encrypt", "-aes256", "-binary", "-in"])
+        .arg(&p)
+        .arg("-out")
+        .arg(&out);
+    if ber {
+        cmd.arg("-stream");
+    }
+    cmd.arg(fixtures().join("keys/rsa2048.cert.pem"));
+    match cmd.status() {
+        Ok(s) if s.success() => Some(std::fs::read(&out).unwrap()),
+        _ => {
+            eprintln!("skipped: openssl cms -encrypt is not available");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_large_message_streams_across_blocks_like_the_in_memory_path() {
+    let ring = all_keys();
+    let dir = tempfile::tempdir().unwrap();
+    for ber in [false, true] {
+        let Some(msg) = openssl_large(dir.path(), ber) else {
+            return;
+        };
+        for provider in all_providers() {
+            let dec = Decryptor::new(&ring, provider, DecryptOptions::default()).unwrap();
+            let expected = decrypt_message(&dec, &msg, &opts())
+                .unwrap()
+                .output
+                .unwrap();
+            let (out, done, seen) = streamed(&dec, &msg).unwrap().expect("streams");
+            assert!(out == expected, "ber={ber}: output differs");
+            assert!(seen.len() >= 3, "read in {} blocks", seen.len());
+            assert_eq!(done.sha256_in, provider.digest(HashAlg::Sha256, &[&msg]));
+            assert!(done.layer.plaintext_len >= 5_000_000);
+        }
+        // Junk in the middle of the body, past the part read up front: fails, no output kept.
+        let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+        let mut junk = msg.clone();
+        let at = msg.len() / 2;
+        junk[at] = b'*';
+        assert!(matches!(streamed(&dec, &junk), Err(StreamError::Failed(_))));
+    }
+}
