@@ -155,6 +155,33 @@ pub fn write_atomic(dest: &Path, data: &[u8], mtime: Option<SystemTime>) -> io::
     f.commit()
 }
 
+/// As [`write_atomic`], with the bytes written by `fill` through a buffer. If `fill` fails the
+/// temporary file is removed and its error returned as `Ok(Err(_))`.
+pub fn write_atomic_streamed(
+    dest: &Path,
+    mtime: Option<SystemTime>,
+    fill: &mut crate::Fill<'_>,
+) -> io::Result<crate::Filled> {
+    let mut f = AtomicFile::create(dest)?;
+    {
+        let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, f.file()?);
+        if let Err(e) = fill(&mut w) {
+            // Dropping `f` below removes the temporary file.
+            drop(w);
+            return Ok(Err(e));
+        }
+        w.flush()?;
+    }
+    if let Some(t) = mtime {
+        f.set_modified(t)?;
+    }
+    f.commit()?;
+    Ok(Ok(()))
+}
+
+/// Write buffer of a streamed item: fewer, larger write calls.
+pub const STREAM_BUFFER: usize = 1 << 20;
+
 /// Renames `from` to `to` and fsyncs the destination folder (and the source folder if it is a
 /// different one).
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
@@ -170,6 +197,34 @@ pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_file_appears_whole_or_not_at_all() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("m.eml");
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let r = write_atomic_streamed(&dest, Some(t), &mut |w| {
+            w.write_all(b"Subject: x\n\n")?;
+            w.write_all(&[b'a'; 3 * STREAM_BUFFER])?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(r.is_ok());
+        assert_eq!(fs::read(&dest).unwrap().len(), 12 + 3 * STREAM_BUFFER);
+        assert_eq!(fs::metadata(&dest).unwrap().modified().unwrap(), t);
+        let failed = d.path().join("f.eml");
+        let r = write_atomic_streamed(&failed, None, &mut |w| {
+            w.write_all(&[b'b'; 2 * STREAM_BUFFER])?;
+            Err("wrong key".into())
+        })
+        .unwrap();
+        assert_eq!(r.unwrap_err().to_string(), "wrong key");
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("m.eml")]);
+    }
 
     #[test]
     fn write_atomic_replaces_and_leaves_no_temp() {

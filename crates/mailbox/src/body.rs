@@ -30,6 +30,23 @@ impl Body {
         }
     }
 
+    /// Tells the kernel the pages behind `range` (of [`Body::bytes`]) are not needed for now,
+    /// so that reading a large mapped item once does not leave it all resident. The bytes stay
+    /// readable: a later read faults them in again from the file. Owned bodies: nothing to do.
+    pub fn release(&self, range: Range<usize>) {
+        if let Body::Mapped(m, r) = self {
+            let start = r.start.saturating_add(range.start).min(r.end);
+            let end = r.start.saturating_add(range.end).min(r.end);
+            if start < end {
+                // SAFETY: read-only, file-backed, private mapping: MADV_DONTNEED only drops
+                // resident pages (see `mbox::release_behind`); nothing is invalidated.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+    }
+
     pub fn into_vec(self) -> Vec<u8> {
         match self {
             Body::Owned(v) => v,

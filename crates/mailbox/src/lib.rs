@@ -109,6 +109,11 @@ impl Item {
         self.body.bytes()
     }
 
+    /// Drops the resident pages behind `range` of [`Item::bytes`] (see [`Body::release`]).
+    pub fn release_pages(&self, range: std::ops::Range<usize>) {
+        self.body.release(range)
+    }
+
     /// Gives up the bytes, copying only if they are memory-mapped.
     pub fn into_vec(self) -> Vec<u8> {
         self.body.into_vec()
@@ -158,6 +163,16 @@ impl OutFormat {
     }
 }
 
+/// What a [`Fill`] returns when it cannot go on.
+pub type FillError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Writes a streamed item's bytes into the writer a [`Sink`] hands it.
+pub type Fill<'f> = dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), FillError> + 'f;
+
+/// A streamed write that the sink completed: `Err` when the producer failed (and nothing of
+/// the item remains in the output).
+pub type Filled = Result<(), FillError>;
+
 /// Receives items' final bytes in input order and writes them under the output root.
 pub trait Sink: Send {
     /// Writes one item. `meta` is the item's [`Meta`] from the source.
@@ -169,6 +184,25 @@ pub trait Sink: Send {
     /// when it is wrong, as old Netscape mailboxes have them.
     fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         self.write(meta, body)
+    }
+
+    /// Whether [`Sink::write_streamed`] takes this item. Not where a Content-Length header
+    /// must precede the body (mboxcl, mboxcl2) or where items go to several files (PST to mbox).
+    fn can_stream(&self, _meta: &Meta) -> bool {
+        false
+    }
+
+    /// Writes one item whose bytes `fill` produces piece by piece, so that a large item is
+    /// never whole in memory. When `fill` fails, whatever it wrote is discarded, the sink is as
+    /// it was before, and its error comes back as `Ok(Err(_))`; `Err(_)` is the sink's own.
+    fn write_streamed(&mut self, meta: &Meta, _fill: &mut Fill<'_>) -> Result<Filled, Error> {
+        Err(Error::unsupported(
+            self.output().display(),
+            format!(
+                "{:?}: this output cannot take a streamed item",
+                meta.location
+            ),
+        ))
     }
 
     /// Whether this item's output already exists (per-file sinks; lets a resumed run skip it).

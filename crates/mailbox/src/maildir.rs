@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use crate::atomic;
 use crate::body::load_file;
-use crate::{Error, Item, ItemKind, Location, Meta, Sink};
+use crate::{Error, Fill, Filled, Item, ItemKind, Location, Meta, Sink};
 
 /// `cur` or `new`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -325,15 +325,32 @@ pub fn pst_folder_name(path: &[String]) -> String {
     s
 }
 
-impl Sink for MaildirSink {
-    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+impl MaildirSink {
+    /// The item's output path, its folder created.
+    fn prepare(&mut self, meta: &Meta) -> Result<PathBuf, Error> {
         let (folder, sub, name) = self.target(meta)?;
         let mut dir = self.ensure_folder(&folder)?;
         if let Some(s) = sub {
             dir.push(s.as_str());
         }
-        let dest = dir.join(&name);
+        Ok(dir.join(&name))
+    }
+}
+
+impl Sink for MaildirSink {
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        let dest = self.prepare(meta)?;
         atomic::write_atomic(&dest, body, meta.mtime).map_err(|e| Error::io_path(&dest, "write", e))
+    }
+
+    fn can_stream(&self, _meta: &Meta) -> bool {
+        true
+    }
+
+    fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
+        let dest = self.prepare(meta)?;
+        atomic::write_atomic_streamed(&dest, meta.mtime, fill)
+            .map_err(|e| Error::io_path(&dest, "write", e))
     }
 
     fn already_written(&self, meta: &Meta) -> bool {

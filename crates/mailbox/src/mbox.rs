@@ -27,7 +27,7 @@ use memmap2::Mmap;
 
 use crate::atomic;
 use crate::body::{Body, map_file};
-use crate::{Error, Item, ItemKind, Location, Meta, Sink};
+use crate::{Error, Fill, Filled, Item, ItemKind, Location, Meta, Sink};
 
 /// The quoting / delimiting convention of an mbox file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,8 +130,9 @@ fn is_sep_at(data: &[u8], pos: usize) -> bool {
 }
 
 /// Start of the next From_ separator line at or after `from` (which must be a line start), or
-/// `data.len()`.
-fn find_sep(data: &[u8], from: usize) -> usize {
+/// `data.len()`. The search goes window by window and reports each window it has finished to
+/// `scanned`, so that the reader can drop the pages of a very large message behind it.
+fn find_sep(data: &[u8], from: usize, scanned: &mut dyn FnMut(usize)) -> usize {
     if from >= data.len() {
         return data.len();
     }
@@ -140,12 +141,23 @@ fn find_sep(data: &[u8], from: usize) -> usize {
     }
     let finder = memmem::Finder::new(b"\nFrom ");
     let mut at = from;
-    while let Some(i) = data.get(at..).and_then(|s| finder.find(s)) {
-        let line = at + i + 1;
-        if is_sep_at(data, line) {
-            return line;
+    while at < data.len() {
+        // Windows overlap by the needle's length so no match is cut in two.
+        let end = (at + RESIDENT_WINDOW).min(data.len());
+        let window = data.get(at..(end + 5).min(data.len())).unwrap_or(&[]);
+        match finder.find(window) {
+            Some(i) => {
+                let line = at + i + 1;
+                if is_sep_at(data, line) {
+                    return line;
+                }
+                at = line;
+            }
+            None => {
+                scanned(end);
+                at = end;
+            }
         }
-        at = line;
     }
     data.len()
 }
@@ -203,9 +215,9 @@ struct Span {
 }
 
 /// Frames the message whose From_ line starts at `pos`.
-fn frame(data: &[u8], pos: usize, eol: Eol, use_cl: bool) -> Span {
+fn frame(data: &[u8], pos: usize, eol: Eol, use_cl: bool, scanned: &mut dyn FnMut(usize)) -> Span {
     let from_end = (pos + line_at(data, pos).len()).min(data.len());
-    let cand = find_sep(data, from_end);
+    let cand = find_sep(data, from_end, scanned);
     if use_cl && let Some((msg_end, next)) = frame_by_length(data, from_end, cand) {
         return Span {
             from_start: pos,
@@ -277,6 +289,37 @@ fn from_lines(msg: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// Whether [`unquote`] would change `msg`, looked at window by window (each finished window is
+/// reported to `scanned`): for a message too large to keep resident while it is checked.
+fn has_quoted_lines(msg: &[u8], variant: MboxVariant, scanned: &mut dyn FnMut(usize)) -> bool {
+    if variant == MboxVariant::Mboxcl2 {
+        return false;
+    }
+    let mut at = 0;
+    while at < msg.len() {
+        let end = (at + RESIDENT_WINDOW).min(msg.len());
+        let window = msg.get(at..(end + 5).min(msg.len())).unwrap_or(&[]);
+        for i in memmem::find_iter(window, b"From ") {
+            let i = at + i;
+            let mut j = i;
+            while j > 0 && msg.get(j - 1) == Some(&b'>') {
+                j -= 1;
+            }
+            let line_start = j == 0 || msg.get(j - 1) == Some(&b'\n');
+            let quoted = match variant {
+                MboxVariant::Mboxrd => i > j,
+                _ => i == j + 1,
+            };
+            if line_start && quoted {
+                return true;
+            }
+        }
+        scanned(end);
+        at = end;
+    }
+    false
+}
+
 /// Removes the quoting `variant` adds to body lines.
 pub fn unquote(msg: &[u8], variant: MboxVariant) -> Cow<'_, [u8]> {
     let drop: Vec<usize> = match variant {
@@ -326,6 +369,131 @@ pub fn quote_into(msg: &[u8], variant: MboxVariant, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(msg.get(last..).unwrap_or(&[]));
+}
+
+/// [`quote_into`] for a message that arrives in pieces: lines are looked at where they start,
+/// so a `From ` split between two writes is still quoted. Only the start of a line is ever
+/// held back (at most its `>` run and five bytes), never a whole line.
+pub struct QuotingWriter<W: Write> {
+    inner: W,
+    variant: MboxVariant,
+    /// At the start of a line (nothing of it written yet).
+    line_start: bool,
+    /// The start of the current line, while it could still become a From_ line.
+    pending: Vec<u8>,
+}
+
+/// A `>` run longer than this is not followed up (a line of only `>` is not a From_ line).
+const MAX_QUOTE_RUN: usize = 4096;
+
+impl<W: Write> QuotingWriter<W> {
+    pub fn new(inner: W, variant: MboxVariant) -> Self {
+        QuotingWriter {
+            inner,
+            variant,
+            line_start: true,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Whether the line starting with `p` needs a `>`: `None` while undecided.
+    fn decide(&self, p: &[u8]) -> Option<bool> {
+        let n = p.iter().take_while(|&&b| b == b'>').count();
+        let rest = p.get(n..).unwrap_or(&[]);
+        if rest.is_empty() {
+            return (n >= MAX_QUOTE_RUN).then_some(false);
+        }
+        let pat: &[u8] = b"From ";
+        let m = rest.len().min(pat.len());
+        if rest.get(..m) != pat.get(..m) {
+            return Some(false);
+        }
+        if m < pat.len() {
+            return None;
+        }
+        Some(match self.variant {
+            MboxVariant::Mboxrd => true,
+            MboxVariant::Mboxo | MboxVariant::Mboxcl => n == 0,
+            MboxVariant::Mboxcl2 => false,
+        })
+    }
+
+    /// Writes what is pending once decided, with its `>` if it needs one.
+    fn settle(&mut self, quote: bool) -> std::io::Result<()> {
+        if quote {
+            self.inner.write_all(b">")?;
+        }
+        self.inner.write_all(&self.pending)?;
+        self.line_start = self.pending.last() == Some(&b'\n');
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes out a line start still undecided at the end (it is no From_ line: it ends there).
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if !self.pending.is_empty() {
+            self.settle(false)?;
+        }
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for QuotingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.variant == MboxVariant::Mboxcl2 {
+            return self.inner.write(data);
+        }
+        let mut i = 0;
+        // Bytes data[run..i] are decided and not yet written.
+        let mut run = 0;
+        while i < data.len() {
+            if !self.pending.is_empty() || (self.line_start && matches!(data[i], b'>' | b'F')) {
+                if run < i {
+                    self.inner.write_all(&data[run..i])?;
+                }
+                // Collect the line start byte by byte until it is decided (a few bytes).
+                loop {
+                    let Some(&b) = data.get(i) else {
+                        return Ok(data.len());
+                    };
+                    self.pending.push(b);
+                    i += 1;
+                    let decided = if b == b'\n' {
+                        Some(false)
+                    } else {
+                        self.decide(&self.pending)
+                    };
+                    if let Some(q) = decided {
+                        self.settle(q)?;
+                        break;
+                    }
+                }
+                run = i;
+                continue;
+            }
+            // Inside a line, or at the start of one that cannot be a From_ line: skip to the
+            // next line start.
+            match memchr::memchr(b'\n', &data[i..]) {
+                Some(k) => {
+                    i += k + 1;
+                    self.line_start = true;
+                }
+                None => {
+                    i = data.len();
+                    self.line_start = false;
+                }
+            }
+        }
+        if run < data.len() {
+            self.inner.write_all(&data[run..])?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Appends the headers of `headers` (a header block without its blank line) with every
@@ -443,7 +611,7 @@ pub fn detect_variant(data: &[u8], first: usize) -> (MboxVariant, Eol) {
         (0usize, 0usize, false, false, false);
     let mut pos = first;
     while pos < data.len() && n < SAMPLE_MESSAGES {
-        let s = frame(data, pos, eol, true);
+        let s = frame(data, pos, eol, true, &mut |_| {});
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
         for (_, q) in from_lines(msg) {
             match q {
@@ -502,7 +670,7 @@ impl MboxReader {
         let map = map_file(path, &file)?;
         let data: &[u8] = map.as_deref().map(|m| &m[..]).unwrap_or(&[]);
         let start = if data.starts_with(BOM) { BOM.len() } else { 0 };
-        let first = find_sep(data, start);
+        let first = find_sep(data, start, &mut |_| {});
         if first == data.len() && start < data.len() {
             return Err(Error::format(path.display(), "no mbox From_ line found"));
         }
@@ -570,7 +738,14 @@ impl Iterator for MboxReader {
         if self.pos >= data.len() {
             return None;
         }
-        let s = frame(data, self.pos, self.eol, self.variant.uses_content_length());
+        let released = &mut self.released;
+        let s = frame(
+            data,
+            self.pos,
+            self.eol,
+            self.variant.uses_content_length(),
+            &mut |at| release_behind(&map, released, at),
+        );
         if s.next <= self.pos {
             // Cannot happen (a From_ line is never empty), but never loop forever on data.
             self.pos = data.len();
@@ -584,7 +759,15 @@ impl Iterator for MboxReader {
         let index = self.index;
         self.index += 1;
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
-        let body = match unquote(msg, self.variant) {
+        let quoted = msg.len() < 2 * RESIDENT_WINDOW
+            || has_quoted_lines(msg, self.variant, &mut |at| {
+                release_behind(&map, &mut self.released, s.from_end + at)
+            });
+        let body = match if quoted {
+            unquote(msg, self.variant)
+        } else {
+            Cow::Borrowed(msg)
+        } {
             Cow::Borrowed(_) => Body::Mapped(map.clone(), s.from_end..s.msg_end),
             Cow::Owned(v) => Body::Owned(v),
         };
@@ -686,9 +869,75 @@ impl MboxSink {
     }
 }
 
+impl MboxSink {
+    /// The From_ line, line ending and variant an item is written with (as [`Self::write_item`]
+    /// frames it).
+    fn framing(meta: &Meta) -> (Vec<u8>, Eol, MboxVariant) {
+        match &meta.location {
+            Location::Mbox(m)
+                if is_from_line(&m.from_line) && !trim_eol(&m.from_line).contains(&b'\n') =>
+            {
+                (m.from_line.clone(), m.eol, m.variant)
+            }
+            _ => (
+                generated_from_line(meta.mtime).into_bytes(),
+                Eol::Lf,
+                MboxVariant::Mboxrd,
+            ),
+        }
+    }
+
+    fn stream_item(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> std::io::Result<Filled> {
+        let (from_line, eol, variant) = Self::framing(meta);
+        let mut w = std::io::BufWriter::with_capacity(atomic::STREAM_BUFFER, &mut self.file);
+        w.write_all(&from_line)?;
+        if !from_line.ends_with(b"\n") {
+            w.write_all(eol.bytes())?;
+        }
+        let mut q = QuotingWriter::new(w, variant);
+        if let Err(e) = fill(&mut q) {
+            return Ok(Err(e));
+        }
+        let mut w = q.finish()?;
+        // A changed message always ends its frame with a line ending (as `encode_framed`).
+        w.write_all(eol.bytes())?;
+        w.flush()?;
+        Ok(Ok(()))
+    }
+}
+
 impl Sink for MboxSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         self.write_item(meta, body, false)
+    }
+
+    fn can_stream(&self, meta: &Meta) -> bool {
+        !matches!(meta.location, Location::MboxPreamble)
+            && !Self::framing(meta).2.uses_content_length()
+    }
+
+    fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
+        if !self.can_stream(meta) {
+            return Err(Error::unsupported(
+                self.partial.display(),
+                "an mbox with Content-Length headers cannot take a streamed item",
+            ));
+        }
+        self.start_fresh()?;
+        let before = self.pos;
+        let r = self.stream_item(meta, fill);
+        if !matches!(r, Ok(Ok(()))) {
+            // Cut off whatever of the item reached the file; the output is as it was.
+            self.resume(before)?;
+        }
+        let filled = r.map_err(|e| Error::io_path(&self.partial, "write", e))?;
+        if filled.is_ok() {
+            self.pos = self
+                .file
+                .stream_position()
+                .map_err(|e| Error::io_path(&self.partial, "seek", e))?;
+        }
+        Ok(filled)
     }
 
     fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {

@@ -10,7 +10,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::atomic;
 use crate::body::{Body, load_file};
-use crate::{Error, Format, Item, ItemKind, Location, Meta, Sink};
+use crate::{Error, Fill, Filled, Format, Item, ItemKind, Location, Meta, Sink};
 
 /// Lenient about padding because hand-exported blobs often drop it.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -200,6 +200,15 @@ impl FileSink {
 impl Sink for FileSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         atomic::write_atomic(&self.target, body, meta.mtime)
+            .map_err(|e| Error::io_path(&self.target, "write", e))
+    }
+
+    fn can_stream(&self, _meta: &Meta) -> bool {
+        true
+    }
+
+    fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
+        atomic::write_atomic_streamed(&self.target, meta.mtime, fill)
             .map_err(|e| Error::io_path(&self.target, "write", e))
     }
 

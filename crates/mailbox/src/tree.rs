@@ -8,7 +8,7 @@ use walkdir::WalkDir;
 
 use crate::atomic;
 use crate::body::{Body, load_file};
-use crate::{Error, Item, ItemKind, Location, Meta, Sink};
+use crate::{Error, Fill, Filled, Item, ItemKind, Location, Meta, Sink};
 
 /// `a/b/c.eml` with "/" separators whatever the platform, for ids.
 fn rel_id(rel: &Path) -> String {
@@ -184,12 +184,30 @@ impl TreeSink {
     }
 }
 
-impl Sink for TreeSink {
-    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+impl TreeSink {
+    /// The item's output path, its folder created.
+    fn prepare(&self, meta: &Meta) -> Result<PathBuf, Error> {
         let dest = self.target(meta)?;
         let dir = atomic::parent_dir(&dest);
         atomic::create_dir_all_private(dir).map_err(|e| Error::io_path(dir, "create folder", e))?;
+        Ok(dest)
+    }
+}
+
+impl Sink for TreeSink {
+    fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
+        let dest = self.prepare(meta)?;
         atomic::write_atomic(&dest, body, meta.mtime).map_err(|e| Error::io_path(&dest, "write", e))
+    }
+
+    fn can_stream(&self, _meta: &Meta) -> bool {
+        true
+    }
+
+    fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
+        let dest = self.prepare(meta)?;
+        atomic::write_atomic_streamed(&dest, meta.mtime, fill)
+            .map_err(|e| Error::io_path(&dest, "write", e))
     }
 
     fn already_written(&self, meta: &Meta) -> bool {

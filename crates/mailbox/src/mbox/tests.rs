@@ -33,10 +33,10 @@ fn encode_all(msgs: &[Vec<u8>], variant: MboxVariant, eol: Eol) -> Vec<u8> {
 
 fn split_all(data: &[u8], variant: MboxVariant, eol: Eol) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut pos = find_sep(data, 0);
+    let mut pos = find_sep(data, 0, &mut |_| {});
     assert_eq!(pos, 0, "encoded mbox must start with a From_ line");
     while pos < data.len() {
-        let s = frame(data, pos, eol, variant.uses_content_length());
+        let s = frame(data, pos, eol, variant.uses_content_length(), &mut |_| {});
         assert!(s.next > pos);
         out.push(unquote(&data[s.from_end..s.msg_end], variant).into_owned());
         pos = s.next;
@@ -134,10 +134,10 @@ fn hostile_inputs_do_not_panic() {
             MboxVariant::Mboxcl,
             MboxVariant::Mboxcl2,
         ] {
-            let mut pos = find_sep(data, 0);
+            let mut pos = find_sep(data, 0, &mut |_| {});
             let mut n = 0;
             while pos < data.len() {
-                let s = frame(data, pos, Eol::Lf, v.uses_content_length());
+                let s = frame(data, pos, Eol::Lf, v.uses_content_length(), &mut |_| {});
                 assert!(
                     s.next > pos
                         && s.msg_end <= data.len()
@@ -413,7 +413,7 @@ proptest! {
         let (v, eol) = detect_variant(&d, 0);
         let mut pos = 0;
         while pos < d.len() {
-            let s = frame(&d, pos, eol, v.uses_content_length());
+            let s = frame(&d, pos, eol, v.uses_content_length(), &mut |_| {});
             prop_assert!(s.next > pos);
             pos = s.next;
         }
@@ -473,4 +473,161 @@ proptest! {
         }).collect();
         prop_assert_eq!(file_round_trip(&with_len, MboxVariant::Mboxcl2, eol), with_len);
     }
+}
+
+fn mbox_meta(i: u64, variant: MboxVariant, eol: Eol) -> Meta {
+    Meta {
+        location: Location::Mbox(MboxMeta {
+            index: i,
+            offset: 0,
+            from_line: if eol == Eol::CrLf {
+                b"From a@b Mon Jun  3 12:50:27 1996\r\n".to_vec()
+            } else {
+                b"From a@b Mon Jun  3 12:50:27 1996\n".to_vec()
+            },
+            variant,
+            eol,
+            trailing_eol: true,
+        }),
+        mtime: None,
+    }
+}
+
+/// Writes `body` through `write_streamed` in pieces cut at `cuts`.
+fn write_in_pieces(s: &mut dyn Sink, meta: &Meta, body: &[u8], cuts: &[usize]) -> Filled {
+    s.write_streamed(meta, &mut |w| {
+        let mut at = 0;
+        for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+            let c = c.clamp(at, body.len());
+            w.write_all(&body[at..c])?;
+            at = c;
+        }
+        Ok(())
+    })
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Streaming a message in any pieces quotes it exactly as `quote_into` does at once.
+    #[test]
+    fn quoting_in_pieces_matches_quoting_at_once(
+        lines in proptest::collection::vec(prop_oneof![
+            Just("From a@b Mon Jun  3 12:50:27 1996"), Just(">From x"), Just(">>From "),
+            Just("From"), Just("Fro"), Just("F"), Just(">"), Just(">>"), Just(""),
+            Just("text From inside"), Just("From: header"), Just(">>>From the deep"),
+        ], 0..24),
+        crlf in any::<bool>(),
+        last_eol in any::<bool>(),
+        cuts in proptest::collection::vec(0usize..400, 0..12),
+        rd in any::<bool>(),
+    ) {
+        let eol = if crlf { "\r\n" } else { "\n" };
+        let mut body = lines.join(eol);
+        if last_eol {
+            body.push_str(eol);
+        }
+        let body = body.as_bytes();
+        let variant = if rd { MboxVariant::Mboxrd } else { MboxVariant::Mboxo };
+        let mut want = Vec::new();
+        quote_into(body, variant, &mut want);
+        let mut cuts = cuts;
+        cuts.sort();
+        let mut q = QuotingWriter::new(Vec::new(), variant);
+        let mut at = 0;
+        for c in cuts.iter().copied().chain(std::iter::once(body.len())) {
+            let c = c.clamp(at, body.len());
+            q.write_all(&body[at..c]).unwrap();
+            at = c;
+        }
+        prop_assert_eq!(q.finish().unwrap(), want);
+    }
+}
+
+#[test]
+fn a_streamed_item_is_framed_like_a_written_one_and_a_failed_one_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let body = b"Subject: big\n\nFrom the start\n>From quoted\nline\nFrom a@b Mon Jun  3 12:50:27 1996\nend";
+    for (variant, eol) in [
+        (MboxVariant::Mboxrd, Eol::Lf),
+        (MboxVariant::Mboxo, Eol::CrLf),
+    ] {
+        let written = d.path().join("written");
+        let streamed = d.path().join("streamed");
+        let mut a: Box<dyn Sink> = Box::new(MboxSink::create(&written).unwrap());
+        a.write(&mbox_meta(0, variant, eol), b"A: 1\n\none\n")
+            .unwrap();
+        a.write(&mbox_meta(1, variant, eol), body).unwrap();
+        a.finish().unwrap();
+
+        let mut b: Box<dyn Sink> = Box::new(MboxSink::create(&streamed).unwrap());
+        assert!(b.can_stream(&mbox_meta(1, variant, eol)));
+        b.write(&mbox_meta(0, variant, eol), b"A: 1\n\none\n")
+            .unwrap();
+        let before = b.position();
+        // A producer that fails midway: its bytes are gone, the position is as before.
+        let failed = b
+            .write_streamed(&mbox_meta(1, variant, eol), &mut |w| {
+                w.write_all(b"Subject: half\n\nFrom here")?;
+                Err("bad padding".into())
+            })
+            .unwrap();
+        assert_eq!(failed.unwrap_err().to_string(), "bad padding");
+        assert_eq!(b.position(), before);
+        write_in_pieces(
+            b.as_mut(),
+            &mbox_meta(1, variant, eol),
+            body,
+            &[3, 20, 21, 40],
+        )
+        .unwrap();
+        assert!(b.position() > before);
+        b.finish().unwrap();
+        assert_eq!(
+            fs::read(&streamed).unwrap(),
+            fs::read(&written).unwrap(),
+            "{variant:?}"
+        );
+        fs::remove_file(&written).unwrap();
+        fs::remove_file(&streamed).unwrap();
+    }
+    // Content-Length variants need the length first: not streamed.
+    let s = MboxSink::create(&d.path().join("cl")).unwrap();
+    assert!(!s.can_stream(&mbox_meta(0, MboxVariant::Mboxcl2, Eol::Lf)));
+    assert!(!s.can_stream(&mbox_meta(0, MboxVariant::Mboxcl, Eol::Lf)));
+}
+
+#[test]
+fn a_message_larger_than_the_resident_window_is_framed_and_unquoted_the_same() {
+    // 70 MB: framing and the quoted-line check go window by window, releasing pages behind.
+    let d = tempfile::tempdir().unwrap();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\n";
+    let mut big = b"Subject: big\n\n".to_vec();
+    let mut quoted = false;
+    while big.len() < 70_000_000 {
+        big.extend_from_slice(line);
+        if big.len() > 50_000_000 && !quoted {
+            big.extend_from_slice(b">From the middle\n");
+            quoted = true;
+        }
+    }
+    let mut expected = big.clone();
+    let at = memmem::find(&expected, b">From the middle").unwrap();
+    expected.remove(at);
+    let mut file = b"From a@b Mon Jun  3 12:50:27 1996\n".to_vec();
+    file.extend_from_slice(&big);
+    file.extend_from_slice(b"\nFrom c@d Mon Jun  3 12:50:28 1996\nSubject: small\n\nx\n");
+    let p = d.path().join("big.mbox");
+    fs::write(&p, &file).unwrap();
+    let items = read_all(&p);
+    assert_eq!(items.len(), 2);
+    assert!(
+        items[0].bytes() == expected.as_slice(),
+        "big message differs"
+    );
+    assert_eq!(items[1].bytes(), b"Subject: small\n\nx");
+    // Releasing pages leaves the bytes readable.
+    items[0].release_pages(0..items[0].bytes().len());
+    assert!(items[0].bytes().ends_with(line));
 }
