@@ -111,6 +111,10 @@ pub struct DecryptCmd {
     /// When no recipient matches, try every loaded key (slow).
     #[arg(long = "try-all-keys")]
     pub try_all_keys: bool,
+    /// Messages of at least this many bytes are decrypted as a stream, in bounded memory,
+    /// when their shape allows it (a top-level CBC envelope around a single-part entity).
+    #[arg(long = "stream-above", value_name = "BYTES", default_value_t = 32 << 20)]
+    pub stream_above: u64,
     /// Output format for PST inputs (default: maildir) or to convert.
     #[arg(long = "out-format", value_enum, value_name = "mbox|maildir")]
     pub out_format: Option<OutFormatArg>,

@@ -12,7 +12,7 @@ use unseal_mailbox::{Format, Item, ItemKind, OutFormat};
 
 use crate::journal::{self, Journal, Line};
 use crate::progress::Progress;
-use crate::report::{Record, Report, item_name, sha256_hex};
+use crate::report::{Record, Report, hex, item_name, sha256_hex};
 use crate::uc::cms::RecipientId;
 use crate::uc::mime::{self, MessageOptions};
 use crate::uc::{Decryptor, Error, LayerInfo};
@@ -30,6 +30,9 @@ pub struct Ctx<'a> {
     pub try_all: bool,
     /// Report text per recipient, made once (see [`recipient_text`]).
     pub names: std::sync::Mutex<std::collections::HashMap<RecipientId, String>>,
+    /// Messages at least this large are decrypted by the writer as a stream, in bounded memory
+    /// (see [`stream_item`]), when their shape allows it.
+    pub stream_above: u64,
 }
 
 /// The DER/BER of a CMS item (its file may hold PEM or base64).
@@ -111,10 +114,106 @@ fn error_status(e: &Error) -> &'static str {
 pub struct Processed {
     pub body: Option<Vec<u8>>,
     pub record: Record,
+    /// A large message left to the writer, which streams it into the sink (see
+    /// [`stream_item`]) or else decrypts it in memory then.
+    pub deferred: bool,
 }
 
-/// Decrypts one item. Never panics outward: a panic in the library becomes a failed item.
+/// Decrypts one item, or defers a large message to the writer.
 pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
+    if item.kind == ItemKind::Message && item.bytes().len() as u64 >= ctx.stream_above {
+        return Processed {
+            body: None,
+            record: Record::new(
+                mailbox,
+                &item.id,
+                item_name(mailbox, &item.id, indexed),
+                "plain",
+            ),
+            deferred: true,
+        };
+    }
+    decrypt_item(ctx, mailbox, indexed, item)
+}
+
+/// Streams a large message from the input into `sink`: `Ok(Some(record))` when done,
+/// `Ok(None)` when the message needs the in-memory path instead (its shape, or streaming
+/// failed midway: the sink then holds nothing of it), `Err` when the sink itself failed.
+fn stream_item(
+    ctx: &Ctx<'_>,
+    mailbox: &str,
+    indexed: bool,
+    sink: &mut dyn unseal_mailbox::Sink,
+    item: &Item,
+) -> Result<Option<Record>, unseal_mailbox::Error> {
+    if !sink.can_stream(&item.meta) {
+        return Ok(None);
+    }
+    let input = item.bytes();
+    let prepared = catch_unwind(AssertUnwindSafe(|| {
+        crate::uc::stream::prepare(ctx.dec, input)
+    }));
+    let Ok(Some(job)) = prepared else {
+        return Ok(None);
+    };
+    let mut job = Some(job);
+    let mut outcome: Option<Result<crate::uc::stream::Streamed, String>> = None;
+    let filled = sink.write_streamed(&item.meta, &mut |w| {
+        let job = job.take().ok_or("the stream was already used")?;
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            job.run(&ctx.msg_opts, w, &mut |r| item.release_pages(r))
+        }));
+        match run {
+            Ok(Ok(done)) => {
+                outcome = Some(Ok(done));
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                outcome = Some(Err(e.to_string()));
+                Err(e.to_string().into())
+            }
+            Err(_) => {
+                outcome = Some(Err("internal error while streaming".into()));
+                Err("internal error while streaming".into())
+            }
+        }
+    })?;
+    let done = match (filled, outcome) {
+        (Ok(()), Some(Ok(done))) => done,
+        (_, Some(Err(why))) => {
+            if ctx.verbose > 1 {
+                eprintln!(
+                    "unseal: {}: {why}; decrypting in memory",
+                    item_name(mailbox, &item.id, indexed)
+                );
+            }
+            return Ok(None);
+        }
+        _ => return Ok(None),
+    };
+    if ctx.verbose > 1 {
+        eprintln!(
+            "unseal: {}: decrypted as a stream",
+            item_name(mailbox, &item.id, indexed)
+        );
+    }
+    let mut rec = Record::new(
+        mailbox,
+        &item.id,
+        item_name(mailbox, &item.id, indexed),
+        "decrypted",
+    );
+    rec.bytes_in = Some(input.len() as u64);
+    fill_layers(ctx, &mut rec, &[&done.layer]);
+    rec.bytes_out = Some(done.bytes_out);
+    rec.sha256_in = Some(hex(&done.sha256_in));
+    rec.sha256_out = Some(hex(&done.sha256_out));
+    Ok(Some(rec))
+}
+
+/// Decrypts one item in memory. Never panics outward: a panic in the library becomes a failed
+/// item.
+pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
     let input = item.bytes();
     let mut rec = Record::new(
         mailbox,
@@ -218,7 +317,11 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
         None => sha_in.clone(),
     });
     rec.sha256_in = Some(sha_in);
-    Processed { body, record: rec }
+    Processed {
+        body,
+        record: rec,
+        deferred: false,
+    }
 }
 
 /// Scan result of one item: its record and the recipients without a key.
@@ -671,12 +774,30 @@ fn write_batch(
     done: Vec<Processed>,
 ) -> Result<(), String> {
     let mut lines = Vec::with_capacity(done.len());
-    for (item, p) in batch.iter().zip(done) {
+    let indexed = job.format == Format::Mbox;
+    for (item, mut p) in batch.iter().zip(done) {
+        let mut streamed = Ok(false);
+        if p.deferred {
+            let ctx = sh.ctx;
+            streamed = match stream_item(ctx, &job.name, indexed, sink.as_mut(), item) {
+                Ok(Some(rec)) => {
+                    p.record = rec;
+                    Ok(true)
+                }
+                Ok(None) => {
+                    p = decrypt_item(ctx, &job.name, indexed, item);
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            };
+        }
         let mut rec = p.record;
-        let written = match p.body.as_deref() {
-            Some(body) => sink.write(&item.meta, body),
+        let written = match (streamed, p.body.as_deref()) {
+            (Err(e), _) => Err(e),
+            (Ok(true), _) => Ok(()),
+            (Ok(false), Some(body)) => sink.write(&item.meta, body),
             // Plain, or left encrypted: copied so that it is byte-identical.
-            None => sink.write_unchanged(&item.meta, item.bytes()),
+            (Ok(false), None) => sink.write_unchanged(&item.meta, item.bytes()),
         };
         match written {
             Ok(()) => {

@@ -62,11 +62,15 @@ pub fn item_name(mailbox: &str, id: &str, indexed: bool) -> String {
 /// SHA-256 through the crypto provider (aws-lc's assembly: this runs over every byte in and
 /// out, so it matters for throughput).
 pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&crate::uc::provider::default_provider()
+        .digest(crate::uc::provider::HashAlg::Sha256, &[data]))
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let d = crate::uc::provider::default_provider()
-        .digest(crate::uc::provider::HashAlg::Sha256, &[data]);
-    let mut s = String::with_capacity(64);
-    for b in &d {
+    let mut s = String::with_capacity(2 * bytes.len());
+    for b in bytes {
         let _ = write!(s, "{b:02x}");
     }
     s

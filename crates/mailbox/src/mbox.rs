@@ -143,7 +143,7 @@ fn find_sep(data: &[u8], from: usize, scanned: &mut dyn FnMut(usize)) -> usize {
     let mut at = from;
     while at < data.len() {
         // Windows overlap by the needle's length so no match is cut in two.
-        let end = (at + RESIDENT_WINDOW).min(data.len());
+        let end = (at + SCAN_WINDOW).min(data.len());
         let window = data.get(at..(end + 5).min(data.len())).unwrap_or(&[]);
         match finder.find(window) {
             Some(i) => {
@@ -170,12 +170,13 @@ fn header_end(msg: &[u8]) -> Option<usize> {
     if msg.starts_with(b"\r\n") {
         return Some(2);
     }
-    let a = memmem::find(msg, b"\n\n").map(|i| i + 2);
-    let b = memmem::find(msg, b"\n\r\n").map(|i| i + 3);
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, y) => x.or(y),
-    }
+    // One pass that stops at the first blank line: searching for LF LF and LF CR LF separately
+    // would read all of a 200 MB message for the one that is not there.
+    memchr::memchr_iter(b'\n', msg).find_map(|i| match msg.get(i + 1) {
+        Some(b'\n') => Some(i + 2),
+        Some(b'\r') if msg.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
 }
 
 /// The value of the first `Content-Length:` header in a header block.
@@ -297,7 +298,7 @@ fn has_quoted_lines(msg: &[u8], variant: MboxVariant, scanned: &mut dyn FnMut(us
     }
     let mut at = 0;
     while at < msg.len() {
-        let end = (at + RESIDENT_WINDOW).min(msg.len());
+        let end = (at + SCAN_WINDOW).min(msg.len());
         let window = msg.get(at..(end + 5).min(msg.len())).unwrap_or(&[]);
         for i in memmem::find_iter(window, b"From ") {
             let i = at + i;
@@ -602,6 +603,16 @@ const SAMPLE_MESSAGES: usize = 200;
 /// lines mean mboxcl2. Otherwise `>>From ` proves mboxrd; with no evidence either way mboxrd is
 /// assumed because it is the one variant that round-trips every message.
 pub fn detect_variant(data: &[u8], first: usize) -> (MboxVariant, Eol) {
+    detect_variant_in(data, first, &mut |_| {})
+}
+
+/// [`detect_variant`], reporting how far framing has read to `scanned` (see [`find_sep`]).
+/// Only the first [`RESIDENT_WINDOW`] bytes of a message are searched for quoted lines.
+fn detect_variant_in(
+    data: &[u8],
+    first: usize,
+    scanned: &mut dyn FnMut(usize),
+) -> (MboxVariant, Eol) {
     let eol = if trim_eol(line_at(data, first)).len() + 2 == line_at(data, first).len() {
         Eol::CrLf
     } else {
@@ -611,8 +622,9 @@ pub fn detect_variant(data: &[u8], first: usize) -> (MboxVariant, Eol) {
         (0usize, 0usize, false, false, false);
     let mut pos = first;
     while pos < data.len() && n < SAMPLE_MESSAGES {
-        let s = frame(data, pos, eol, true, &mut |_| {});
+        let s = frame(data, pos, eol, true, scanned);
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
+        let msg = msg.get(..RESIDENT_WINDOW).unwrap_or(msg);
         for (_, q) in from_lines(msg) {
             match q {
                 0 => bare = true,
@@ -660,6 +672,10 @@ pub struct MboxReader {
 /// pages in again, with the same contents.
 const RESIDENT_WINDOW: usize = 32 << 20;
 
+/// How far behind a scan through one huge message its pages are kept (framing it, looking for
+/// quoted lines): the scan is the only reader, items in flight before it only fault back in.
+const SCAN_WINDOW: usize = 8 << 20;
+
 impl MboxReader {
     /// Opens `path`; `variant` overrides detection.
     pub fn open(path: &Path, variant: Option<MboxVariant>) -> Result<MboxReader, Error> {
@@ -674,7 +690,13 @@ impl MboxReader {
         if first == data.len() && start < data.len() {
             return Err(Error::format(path.display(), "no mbox From_ line found"));
         }
-        let (v, eol) = detect_variant(data, first);
+        // Detection frames up to 200 messages: for a file of huge ones, that is most of it.
+        let mut released = 0;
+        let (v, eol) = detect_variant_in(data, first, &mut |at| {
+            if let Some(m) = &map {
+                release_behind(m, &mut released, at, SCAN_WINDOW);
+            }
+        });
         Ok(MboxReader {
             name: path.display().to_string(),
             pos: first,
@@ -699,11 +721,11 @@ impl MboxReader {
 
 /// Keeps RSS flat in the mailbox's size: the pages of a read-only file mapping stay resident
 /// once touched, so a 10 GB mbox would otherwise end a run with 10 GB resident.
-fn release_behind(map: &Mmap, released: &mut usize, pos: usize) {
-    if pos < *released + 2 * RESIDENT_WINDOW {
+fn release_behind(map: &Mmap, released: &mut usize, pos: usize, keep: usize) {
+    if pos < *released + 2 * keep {
         return;
     }
-    let upto = pos - RESIDENT_WINDOW;
+    let upto = pos - keep;
     // SAFETY: the mapping is read-only and file-backed (MAP_PRIVATE, never written), so
     // MADV_DONTNEED only drops resident pages: a later read of the range, by an item still in
     // flight, faults the same bytes in again from the file (which, as everywhere in unseal, is
@@ -744,7 +766,7 @@ impl Iterator for MboxReader {
             self.pos,
             self.eol,
             self.variant.uses_content_length(),
-            &mut |at| release_behind(&map, released, at),
+            &mut |at| release_behind(&map, released, at, SCAN_WINDOW),
         );
         if s.next <= self.pos {
             // Cannot happen (a From_ line is never empty), but never loop forever on data.
@@ -755,13 +777,15 @@ impl Iterator for MboxReader {
             )));
         }
         self.pos = s.next;
-        release_behind(&map, &mut self.released, s.from_start);
+        release_behind(&map, &mut self.released, s.from_start, RESIDENT_WINDOW);
         let index = self.index;
         self.index += 1;
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
-        let quoted = msg.len() < 2 * RESIDENT_WINDOW
+        // A second pass over the message: its own low-water mark, starting at the message.
+        let mut checked = s.from_end;
+        let quoted = msg.len() < 2 * SCAN_WINDOW
             || has_quoted_lines(msg, self.variant, &mut |at| {
-                release_behind(&map, &mut self.released, s.from_end + at)
+                release_behind(&map, &mut checked, s.from_end + at, SCAN_WINDOW)
             });
         let body = match if quoted {
             unquote(msg, self.variant)

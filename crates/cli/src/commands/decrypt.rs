@@ -108,6 +108,7 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         verbose,
         try_all: cmd.try_all_keys,
         names: Default::default(),
+        stream_above: cmd.stream_above,
     };
 
     let mut seen = HashSet::new();

@@ -63,6 +63,8 @@ pub fn run(cmd: &ScanCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         verbose,
         try_all: cmd.try_all_keys,
         names: Default::default(),
+        // Scan writes nothing, so nothing is streamed.
+        stream_above: u64::MAX,
     };
     let progress = Progress::new(pipeline::total_size(&cmd.inputs), "scan");
     let missing: Mutex<Missing> = Mutex::new(BTreeMap::new());
