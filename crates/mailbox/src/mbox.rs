@@ -129,37 +129,71 @@ fn is_sep_at(data: &[u8], pos: usize) -> bool {
     is_from_line(line_at(data, pos))
 }
 
-/// Start of the next From_ separator line at or after `from` (which must be a line start), or
-/// `data.len()`. The search goes window by window and reports each window it has finished to
-/// `scanned`, so that the reader can drop the pages of a very large message behind it.
-fn find_sep(data: &[u8], from: usize, scanned: &mut dyn FnMut(usize)) -> usize {
-    if from >= data.len() {
-        return data.len();
-    }
-    if is_sep_at(data, from) {
-        return from;
-    }
-    let finder = memmem::Finder::new(b"\nFrom ");
-    let mut at = from;
-    while at < data.len() {
-        // Windows overlap by the needle's length so no match is cut in two.
-        let end = (at + SCAN_WINDOW).min(data.len());
-        let window = data.get(at..(end + 5).min(data.len())).unwrap_or(&[]);
-        match finder.find(window) {
-            Some(i) => {
-                let line = at + i + 1;
-                if is_sep_at(data, line) {
-                    return line;
-                }
-                at = line;
-            }
-            None => {
-                scanned(end);
-                at = end;
-            }
+/// Which kinds of `From ` lines a scan passed (lines that are not separators).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Quotes {
+    /// `From ` with no `>`.
+    bare: bool,
+    /// `>From `.
+    one: bool,
+    /// `>>From ` and deeper.
+    more: bool,
+}
+
+impl Quotes {
+    /// Whether [`unquote`] may have something to remove.
+    fn need_unquote(self, variant: MboxVariant) -> bool {
+        match variant {
+            MboxVariant::Mboxrd => self.one || self.more,
+            MboxVariant::Mboxo | MboxVariant::Mboxcl => self.one,
+            MboxVariant::Mboxcl2 => false,
         }
     }
-    data.len()
+}
+
+/// Start of the next From_ separator line at or after `from` (which must be a line start), or
+/// `data.len()`, and the quoted or bare `From ` lines passed on the way (so that the reader
+/// knows, without a second pass, whether a message needs unquoting). The search goes window by
+/// window and reports each window it has finished to `scanned`, so that the reader can drop
+/// the pages of a very large message behind it.
+fn find_sep(data: &[u8], from: usize, scanned: &mut dyn FnMut(usize)) -> (usize, Quotes) {
+    let mut quotes = Quotes::default();
+    if from >= data.len() {
+        return (data.len(), quotes);
+    }
+    if is_sep_at(data, from) {
+        return (from, quotes);
+    }
+    let finder = memmem::Finder::new(b"From ");
+    let mut at = from;
+    while at < data.len() {
+        // Windows overlap by the needle's length so no match is cut in two; a match starting
+        // in the overlap belongs to the next window.
+        let end = (at + SCAN_WINDOW).min(data.len());
+        let window = data.get(at..(end + 4).min(data.len())).unwrap_or(&[]);
+        for i in finder.find_iter(window) {
+            let i = at + i;
+            if i >= end {
+                break;
+            }
+            let mut j = i;
+            while j > from && data.get(j - 1) == Some(&b'>') {
+                j -= 1;
+            }
+            if j > 0 && data.get(j - 1) != Some(&b'\n') {
+                continue;
+            }
+            match i - j {
+                0 if is_sep_at(data, i) => return (i, quotes),
+                0 => quotes.bare = true,
+                1 => quotes.one = true,
+                _ => quotes.more = true,
+            }
+        }
+        scanned(end);
+        at = end;
+    }
+    (data.len(), quotes)
 }
 
 /// Index just past the blank line ending the header block of `msg`, if there is one.
@@ -213,12 +247,14 @@ struct Span {
     next: usize,
     /// Whether Content-Length (rather than the next From_ line) delimited the message.
     by_length: bool,
+    /// `From ` lines seen up to the next separator.
+    quotes: Quotes,
 }
 
 /// Frames the message whose From_ line starts at `pos`.
 fn frame(data: &[u8], pos: usize, eol: Eol, use_cl: bool, scanned: &mut dyn FnMut(usize)) -> Span {
     let from_end = (pos + line_at(data, pos).len()).min(data.len());
-    let cand = find_sep(data, from_end, scanned);
+    let (cand, quotes) = find_sep(data, from_end, scanned);
     if use_cl && let Some((msg_end, next)) = frame_by_length(data, from_end, cand) {
         return Span {
             from_start: pos,
@@ -226,6 +262,8 @@ fn frame(data: &[u8], pos: usize, eol: Eol, use_cl: bool, scanned: &mut dyn FnMu
             msg_end,
             next,
             by_length: true,
+            // Seen up to the next separator, which may lie past this message: an upper bound.
+            quotes,
         };
     }
     let region = data.get(from_end..cand).unwrap_or(&[]);
@@ -240,6 +278,7 @@ fn frame(data: &[u8], pos: usize, eol: Eol, use_cl: bool, scanned: &mut dyn FnMu
         msg_end: cand - strip,
         next: cand,
         by_length: false,
+        quotes,
     }
 }
 
@@ -288,37 +327,6 @@ fn from_lines(msg: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
             None
         }
     })
-}
-
-/// Whether [`unquote`] would change `msg`, looked at window by window (each finished window is
-/// reported to `scanned`): for a message too large to keep resident while it is checked.
-fn has_quoted_lines(msg: &[u8], variant: MboxVariant, scanned: &mut dyn FnMut(usize)) -> bool {
-    if variant == MboxVariant::Mboxcl2 {
-        return false;
-    }
-    let mut at = 0;
-    while at < msg.len() {
-        let end = (at + SCAN_WINDOW).min(msg.len());
-        let window = msg.get(at..(end + 5).min(msg.len())).unwrap_or(&[]);
-        for i in memmem::find_iter(window, b"From ") {
-            let i = at + i;
-            let mut j = i;
-            while j > 0 && msg.get(j - 1) == Some(&b'>') {
-                j -= 1;
-            }
-            let line_start = j == 0 || msg.get(j - 1) == Some(&b'\n');
-            let quoted = match variant {
-                MboxVariant::Mboxrd => i > j,
-                _ => i == j + 1,
-            };
-            if line_start && quoted {
-                return true;
-            }
-        }
-        scanned(end);
-        at = end;
-    }
-    false
 }
 
 /// Removes the quoting `variant` adds to body lines.
@@ -603,7 +611,7 @@ const SAMPLE_MESSAGES: usize = 200;
 /// lines mean mboxcl2. Otherwise `>>From ` proves mboxrd; with no evidence either way mboxrd is
 /// assumed because it is the one variant that round-trips every message.
 pub fn detect_variant(data: &[u8], first: usize) -> (MboxVariant, Eol) {
-    detect_variant_in(data, first, &mut |_| {})
+    detect_variant_in(data, first, &mut |_| {}, &mut Vec::new())
 }
 
 /// [`detect_variant`], reporting how far framing has read to `scanned` (see [`find_sep`]).
@@ -612,6 +620,7 @@ fn detect_variant_in(
     data: &[u8],
     first: usize,
     scanned: &mut dyn FnMut(usize),
+    spans: &mut Vec<Span>,
 ) -> (MboxVariant, Eol) {
     let eol = if trim_eol(line_at(data, first)).len() + 2 == line_at(data, first).len() {
         Eol::CrLf
@@ -623,6 +632,7 @@ fn detect_variant_in(
     let mut pos = first;
     while pos < data.len() && n < SAMPLE_MESSAGES {
         let s = frame(data, pos, eol, true, scanned);
+        spans.push(s);
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
         let msg = msg.get(..RESIDENT_WINDOW).unwrap_or(msg);
         for (_, q) in from_lines(msg) {
@@ -665,6 +675,8 @@ pub struct MboxReader {
     mtime: Option<SystemTime>,
     /// Bytes of the mapping before this offset were handed back to the kernel.
     released: usize,
+    /// The messages variant detection framed, in order: not framed (read) a second time.
+    detected: std::collections::VecDeque<Span>,
 }
 
 /// How far behind the read position mapped pages are kept resident. Items in flight (the CLI
@@ -686,17 +698,23 @@ impl MboxReader {
         let map = map_file(path, &file)?;
         let data: &[u8] = map.as_deref().map(|m| &m[..]).unwrap_or(&[]);
         let start = if data.starts_with(BOM) { BOM.len() } else { 0 };
-        let first = find_sep(data, start, &mut |_| {});
+        let first = find_sep(data, start, &mut |_| {}).0;
         if first == data.len() && start < data.len() {
             return Err(Error::format(path.display(), "no mbox From_ line found"));
         }
         // Detection frames up to 200 messages: for a file of huge ones, that is most of it.
         let mut released = 0;
-        let (v, eol) = detect_variant_in(data, first, &mut |at| {
-            if let Some(m) = &map {
-                release_behind(m, &mut released, at, SCAN_WINDOW);
-            }
-        });
+        let mut spans = Vec::new();
+        let (v, eol) = detect_variant_in(
+            data,
+            first,
+            &mut |at| {
+                if let Some(m) = &map {
+                    release_behind(m, &mut released, at, SCAN_WINDOW);
+                }
+            },
+            &mut spans,
+        );
         Ok(MboxReader {
             name: path.display().to_string(),
             pos: first,
@@ -707,6 +725,7 @@ impl MboxReader {
             mtime: crate::mtime_of(&md),
             map,
             released: 0,
+            detected: spans.into(),
         })
     }
 
@@ -760,14 +779,22 @@ impl Iterator for MboxReader {
         if self.pos >= data.len() {
             return None;
         }
+        let use_cl = self.variant.uses_content_length();
+        // Detection framed these with Content-Length in mind: the same result unless it used a
+        // length this variant does not trust.
+        let cached = match self.detected.pop_front() {
+            Some(c) if c.from_start == self.pos && (use_cl || !c.by_length) => Some(c),
+            _ => {
+                self.detected.clear();
+                None
+            }
+        };
         let released = &mut self.released;
-        let s = frame(
-            data,
-            self.pos,
-            self.eol,
-            self.variant.uses_content_length(),
-            &mut |at| release_behind(&map, released, at, SCAN_WINDOW),
-        );
+        let s = cached.unwrap_or_else(|| {
+            frame(data, self.pos, self.eol, use_cl, &mut |at| {
+                release_behind(&map, released, at, SCAN_WINDOW)
+            })
+        });
         if s.next <= self.pos {
             // Cannot happen (a From_ line is never empty), but never loop forever on data.
             self.pos = data.len();
@@ -781,13 +808,8 @@ impl Iterator for MboxReader {
         let index = self.index;
         self.index += 1;
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
-        // A second pass over the message: its own low-water mark, starting at the message.
-        let mut checked = s.from_end;
-        let quoted = msg.len() < 2 * SCAN_WINDOW
-            || has_quoted_lines(msg, self.variant, &mut |at| {
-                release_behind(&map, &mut checked, s.from_end + at, SCAN_WINDOW)
-            });
-        let body = match if quoted {
+        // Framing saw every `From ` line: unquoting (a pass that may copy) only when needed.
+        let body = match if s.quotes.need_unquote(self.variant) {
             unquote(msg, self.variant)
         } else {
             Cow::Borrowed(msg)

@@ -33,7 +33,7 @@ fn encode_all(msgs: &[Vec<u8>], variant: MboxVariant, eol: Eol) -> Vec<u8> {
 
 fn split_all(data: &[u8], variant: MboxVariant, eol: Eol) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut pos = find_sep(data, 0, &mut |_| {});
+    let mut pos = find_sep(data, 0, &mut |_| {}).0;
     assert_eq!(pos, 0, "encoded mbox must start with a From_ line");
     while pos < data.len() {
         let s = frame(data, pos, eol, variant.uses_content_length(), &mut |_| {});
@@ -134,7 +134,7 @@ fn hostile_inputs_do_not_panic() {
             MboxVariant::Mboxcl,
             MboxVariant::Mboxcl2,
         ] {
-            let mut pos = find_sep(data, 0, &mut |_| {});
+            let mut pos = find_sep(data, 0, &mut |_| {}).0;
             let mut n = 0;
             while pos < data.len() {
                 let s = frame(data, pos, Eol::Lf, v.uses_content_length(), &mut |_| {});
