@@ -730,20 +730,24 @@ fn run_mailbox_inner(
             continue;
         }
         let to_write = pending.take();
-        let (written, done) = rayon::join(
-            || match to_write {
+        // The writer gets a thread of its own, outside the pool: it spends much of its time
+        // waiting for fsync, and a pool thread waiting there would leave a core idle.
+        let (written, done) = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| match to_write {
                 Some((items, processed)) => write_batch(
                     job, sh, res, &mut sink, &mut jr, positional, &items, processed,
                 ),
                 None => Ok(()),
-            },
-            || {
-                batch
-                    .par_iter()
-                    .map(|it| process_item(sh.ctx, &job.name, indexed, it))
-                    .collect::<Vec<Processed>>()
-            },
-        );
+            });
+            let done = batch
+                .par_iter()
+                .map(|it| process_item(sh.ctx, &job.name, indexed, it))
+                .collect::<Vec<Processed>>();
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err("internal error while writing".to_string()));
+            (written, done)
+        });
         written?;
         if !batch.is_empty() {
             pending = Some((batch, done));

@@ -30,11 +30,28 @@ impl RecipientId {
     /// The issuer as RFC 4514 text, when it parses.
     pub fn issuer_text(&self) -> Option<String> {
         use der::Decode;
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        // Formatting a Name looks every attribute type up in const-oid's table; a mailbox names
+        // the same few issuers in every message (trace header, report), so the text is kept.
+        // Bounded: past this many issuers, texts are made afresh.
+        const KEEP: usize = 4096;
+        static TEXTS: OnceLock<Mutex<HashMap<Vec<u8>, Option<String>>>> = OnceLock::new();
         match self {
             RecipientId::IssuerSerial { issuer_der, .. } => {
-                x509_cert::name::Name::from_der(issuer_der)
+                let texts = TEXTS.get_or_init(Default::default);
+                if let Some(t) = texts.lock().ok().and_then(|m| m.get(issuer_der).cloned()) {
+                    return t;
+                }
+                let text = x509_cert::name::Name::from_der(issuer_der)
                     .ok()
-                    .map(|n| n.to_string())
+                    .map(|n| n.to_string());
+                if let Ok(mut m) = texts.lock()
+                    && m.len() < KEEP
+                {
+                    m.insert(issuer_der.clone(), text.clone());
+                }
+                text
             }
             RecipientId::SubjectKeyId(_) => None,
         }

