@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use unseal_mailbox::{Format, Item, ItemKind, OutFormat};
+use unseal_mailbox::{Error as MailboxError, Format, Item, ItemKind, OutFormat};
 
 use crate::journal::{self, Journal, Line};
 use crate::progress::Progress;
@@ -18,9 +18,12 @@ use crate::uc::mime::{self, MessageOptions};
 use crate::uc::{Decryptor, Error, LayerInfo};
 
 /// A batch is processed in parallel, then written in order; bounded by bytes and by count so a
-/// mailbox is never read far ahead.
+/// mailbox is never read far ahead. Batches start small, so that writing starts early and the
+/// pipeline fills fast, and grow: each batch ends on a barrier (the last item's private-key
+/// operation runs while other pool threads wait), which costs less the larger the batch.
 const BATCH_BYTES: usize = 16 << 20;
-const BATCH_ITEMS: usize = 64;
+const BATCH_ITEMS_FIRST: usize = 16;
+const BATCH_ITEMS: usize = 256;
 
 pub struct Ctx<'a> {
     pub dec: &'a Decryptor<'a>,
@@ -679,76 +682,76 @@ fn run_mailbox_inner(
     }
 
     let mut source = unseal_mailbox::open(&job.input, job.format).map_err(|e| e.to_string())?;
-    let mut exhausted = false;
-    // The batch decrypted in the last round is written while the next one decrypts, so the
-    // serial part (copy, fsync, journal) overlaps the parallel work instead of idling the pool.
+    // Three things overlap in each round: the batch read in the last round decrypts on the
+    // pool, the batch decrypted in the last round is written (copy, fsync, journal) on a
+    // thread of its own, and the next batch is read. Nothing serial idles the pool but the
+    // bookkeeping between rounds.
+    let mut batch_items = BATCH_ITEMS_FIRST;
+    let (mut raw, mut exhausted) = read_ahead(source.as_mut(), batch_items);
     let mut pending: Option<(Vec<Item>, Vec<Processed>)> = None;
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             res.interrupted = true;
         }
         let mut batch: Vec<Item> = Vec::new();
-        if !res.interrupted && !exhausted {
-            // Read one batch, skipping what an earlier run finished.
-            let mut bytes = 0usize;
-            while batch.len() < BATCH_ITEMS && bytes < BATCH_BYTES {
-                let Some(next) = source.next() else {
-                    exhausted = true;
-                    break;
-                };
-                match next {
-                    Ok(item) => {
-                        if let Some(e) = jr.entries.get(&item.id)
-                            && (positional || sink.already_written(&item.meta))
-                        {
-                            let rec = e.record.clone();
-                            sh.progress.item(item.bytes().len() as u64);
-                            res.note(sh, &rec, true);
-                            continue;
-                        }
-                        bytes += item.bytes().len();
-                        batch.push(item);
+        if res.interrupted {
+            raw.clear();
+        }
+        // Skip what an earlier run finished; report what could not be read.
+        for next in raw.drain(..) {
+            match next {
+                Ok(item) => {
+                    if let Some(e) = jr.entries.get(&item.id)
+                        && (positional || sink.already_written(&item.meta))
+                    {
+                        let rec = e.record.clone();
+                        sh.progress.item(item.bytes().len() as u64);
+                        res.note(sh, &rec, true);
+                        continue;
                     }
-                    Err(e) => {
-                        let id = e.item().to_string();
-                        let mut rec = Record::new(
-                            &job.name,
-                            &id,
-                            item_name(&job.name, &id, indexed),
-                            "failed",
-                        );
-                        rec.reason = Some(format!("cannot read: {e}"));
-                        res.note(sh, &rec, false);
-                    }
+                    batch.push(item);
+                }
+                Err(e) => {
+                    let id = e.item().to_string();
+                    let mut rec =
+                        Record::new(&job.name, &id, item_name(&job.name, &id, indexed), "failed");
+                    rec.reason = Some(format!("cannot read: {e}"));
+                    res.note(sh, &rec, false);
                 }
             }
         }
-        if batch.is_empty() && pending.is_none() {
-            if res.interrupted || exhausted {
-                break;
-            }
-            continue;
+        let read_more = !res.interrupted && !exhausted;
+        if batch.is_empty() && pending.is_none() && !read_more {
+            break;
         }
         let to_write = pending.take();
-        // The writer gets a thread of its own, outside the pool: it spends much of its time
-        // waiting for fsync, and a pool thread waiting there would leave a core idle.
         let (written, done) = std::thread::scope(|scope| {
+            // The writer spends much of its time waiting for fsync: on a pool thread, that
+            // would leave a core idle.
             let writer = scope.spawn(|| match to_write {
                 Some((items, processed)) => write_batch(
                     job, sh, res, &mut sink, &mut jr, positional, &items, processed,
                 ),
                 None => Ok(()),
             });
-            let done = batch
-                .par_iter()
-                .map(|it| process_item(sh.ctx, &job.name, indexed, it))
-                .collect::<Vec<Processed>>();
+            let decrypting = scope.spawn(|| {
+                batch
+                    .par_iter()
+                    .map(|it| process_item(sh.ctx, &job.name, indexed, it))
+                    .collect::<Vec<Processed>>()
+            });
+            if read_more {
+                batch_items = (batch_items * 2).min(BATCH_ITEMS);
+                (raw, exhausted) = read_ahead(source.as_mut(), batch_items);
+            }
+            let done = decrypting.join();
             let written = writer
                 .join()
                 .unwrap_or_else(|_| Err("internal error while writing".to_string()));
             (written, done)
         });
         written?;
+        let done = done.map_err(|_| "internal error while decrypting".to_string())?;
         if !batch.is_empty() {
             pending = Some((batch, done));
         }
@@ -762,6 +765,26 @@ fn run_mailbox_inner(
     }
     res.output = Some(out);
     Ok(())
+}
+
+/// Reads the next batch's worth of items (bounded by count and bytes); `true` once the source
+/// is exhausted.
+fn read_ahead(
+    source: &mut dyn unseal_mailbox::Source,
+    max_items: usize,
+) -> (Vec<Result<Item, MailboxError>>, bool) {
+    let mut raw = Vec::new();
+    let mut bytes = 0usize;
+    while raw.len() < max_items && bytes < BATCH_BYTES {
+        let Some(next) = source.next() else {
+            return (raw, true);
+        };
+        if let Ok(item) = &next {
+            bytes += item.bytes().len();
+        }
+        raw.push(next);
+    }
+    (raw, false)
 }
 
 /// Writes one decrypted batch in order, syncs the sink, then journals it: the journal only
