@@ -164,7 +164,7 @@ pub fn write_atomic_streamed(
 ) -> io::Result<crate::Filled> {
     let mut f = AtomicFile::create(dest)?;
     {
-        let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, f.file()?);
+        let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
         if let Err(e) = fill(&mut w) {
             // Dropping `f` below removes the temporary file.
             drop(w);
@@ -181,6 +181,63 @@ pub fn write_atomic_streamed(
 
 /// Write buffer of a streamed item: fewer, larger write calls.
 pub const STREAM_BUFFER: usize = 1 << 20;
+
+/// Writes to a file and, every [`WRITEBACK_EVERY`] bytes, asks the kernel to start writing them
+/// to disk (Linux `sync_file_range`, without waiting). A streamed item can be hundreds of MB: left
+/// to the final fsync, its writeback would all happen after the work is done (77 ms for a
+/// 200 MB message measured here); started early, it overlaps the decryption. Durability still
+/// comes from the fsync the sink does anyway.
+pub struct Writeback<'f> {
+    file: &'f File,
+    /// File offset of the next byte written, and where writeback was last started from.
+    at: u64,
+    started: u64,
+}
+
+/// How much is written between two writeback requests.
+pub const WRITEBACK_EVERY: u64 = 8 << 20;
+
+impl<'f> Writeback<'f> {
+    /// `at`: the file's current write offset.
+    pub fn new(file: &'f File, at: u64) -> Self {
+        Writeback {
+            file,
+            at,
+            started: at,
+        }
+    }
+}
+
+impl Write for Writeback<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (&*self.file).write(buf)?;
+        self.at += n as u64;
+        if self.at - self.started >= WRITEBACK_EVERY {
+            start_writeback(self.file, self.started, self.at - self.started);
+            self.started = self.at;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.file).flush()
+    }
+}
+
+/// Starts writing `len` bytes at `offset` of `file` to disk; a hint, errors ignored.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain syscall on a file descriptor we hold open; no memory is passed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 /// Renames `from` to `to` and fsyncs the destination folder (and the source folder if it is a
 /// different one).

@@ -935,7 +935,10 @@ impl MboxSink {
 
     fn stream_item(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> std::io::Result<Filled> {
         let (from_line, eol, variant) = Self::framing(meta);
-        let mut w = std::io::BufWriter::with_capacity(atomic::STREAM_BUFFER, &mut self.file);
+        let mut w = std::io::BufWriter::with_capacity(
+            atomic::STREAM_BUFFER,
+            atomic::Writeback::new(&self.file, self.pos),
+        );
         w.write_all(&from_line)?;
         if !from_line.ends_with(b"\n") {
             w.write_all(eol.bytes())?;
