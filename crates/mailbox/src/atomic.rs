@@ -126,6 +126,103 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Renames over the destination without waiting for the disk, and hands back the file so
+    /// that [`DeferredSync`] can make it durable later together with others.
+    pub fn rename_unsynced(mut self) -> io::Result<File> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("atomic file already committed"))?;
+        fs::rename(&self.tmp, &self.dest)?;
+        self.tmp = PathBuf::new();
+        Ok(file)
+    }
+}
+
+/// Files renamed into place whose fsync waits for [`DeferredSync::sync`], which makes a whole
+/// batch durable at once: one `syncfs` on Linux instead of a file fsync and a folder fsync per
+/// message (a Maildir of small messages spent most of its time there). Until then a crash may
+/// leave a renamed file incomplete; the CLI's journal lists an item only after `sync`, so a
+/// resumed run writes such an item again.
+#[derive(Default)]
+pub struct DeferredSync {
+    files: Vec<File>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+/// More files than this pending: synced at once (bounds open file handles).
+const MAX_PENDING: usize = 512;
+
+impl DeferredSync {
+    /// Writes `data` to `dest` through a temporary file and a rename.
+    pub fn write(&mut self, dest: &Path, data: &[u8], mtime: Option<SystemTime>) -> io::Result<()> {
+        let mut f = AtomicFile::create(dest)?;
+        f.write_all(data)?;
+        self.finish(f, dest, mtime)
+    }
+
+    /// As [`DeferredSync::write`], with the bytes written by `fill` (see
+    /// [`write_atomic_streamed`]).
+    pub fn write_streamed(
+        &mut self,
+        dest: &Path,
+        mtime: Option<SystemTime>,
+        fill: &mut crate::Fill<'_>,
+    ) -> io::Result<crate::Filled> {
+        let mut f = AtomicFile::create(dest)?;
+        {
+            let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
+            if let Err(e) = fill(&mut w) {
+                drop(w);
+                return Ok(Err(e));
+            }
+            w.flush()?;
+        }
+        self.finish(f, dest, mtime)?;
+        Ok(Ok(()))
+    }
+
+    fn finish(
+        &mut self,
+        mut f: AtomicFile,
+        dest: &Path,
+        mtime: Option<SystemTime>,
+    ) -> io::Result<()> {
+        if let Some(t) = mtime {
+            f.set_modified(t)?;
+        }
+        self.files.push(f.rename_unsynced()?);
+        self.dirs.insert(parent_dir(dest).to_path_buf());
+        if self.files.len() >= MAX_PENDING {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every file written since the last call durable, with its folder entry.
+    pub fn sync(&mut self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(f) = self.files.first() {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain syscall on a descriptor we hold open.
+            if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            self.files.clear();
+            self.dirs.clear();
+            return Ok(());
+        }
+        for f in self.files.drain(..) {
+            f.sync_all()?;
+        }
+        for d in std::mem::take(&mut self.dirs) {
+            fsync_dir(&d)?;
+        }
+        Ok(())
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file()?.write(buf)
@@ -254,6 +351,44 @@ pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deferred_files_are_in_place_at_once_and_synced_together() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        let mut pending = DeferredSync::default();
+        for i in 0..5 {
+            let dir = if i % 2 == 0 {
+                d.path().to_path_buf()
+            } else {
+                d.path().join("sub")
+            };
+            pending
+                .write(
+                    &dir.join(format!("{i}.eml")),
+                    format!("m{i}").as_bytes(),
+                    None,
+                )
+                .unwrap();
+        }
+        let failed = pending
+            .write_streamed(&d.path().join("x.eml"), None, &mut |w| {
+                w.write_all(b"half")?;
+                Err("bad padding".into())
+            })
+            .unwrap();
+        assert!(failed.is_err());
+        pending.sync().unwrap();
+        pending.sync().unwrap(); // nothing pending: fine
+        assert_eq!(fs::read(d.path().join("4.eml")).unwrap(), b"m4");
+        assert_eq!(fs::read(d.path().join("sub/3.eml")).unwrap(), b"m3");
+        let mut names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["0.eml", "2.eml", "4.eml", "sub"]);
+    }
 
     #[test]
     fn a_streamed_file_appears_whole_or_not_at_all() {

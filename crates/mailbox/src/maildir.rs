@@ -237,6 +237,7 @@ impl Iterator for MaildirReader {
 pub struct MaildirSink {
     root: PathBuf,
     made: HashSet<String>,
+    pending: atomic::DeferredSync,
 }
 
 impl MaildirSink {
@@ -244,6 +245,7 @@ impl MaildirSink {
         let mut s = MaildirSink {
             root: root.to_path_buf(),
             made: HashSet::new(),
+            pending: atomic::DeferredSync::default(),
         };
         s.ensure_folder("")?;
         Ok(s)
@@ -340,7 +342,15 @@ impl MaildirSink {
 impl Sink for MaildirSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         let dest = self.prepare(meta)?;
-        atomic::write_atomic(&dest, body, meta.mtime).map_err(|e| Error::io_path(&dest, "write", e))
+        self.pending
+            .write(&dest, body, meta.mtime)
+            .map_err(|e| Error::io_path(&dest, "write", e))
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        self.pending
+            .sync()
+            .map_err(|e| Error::io_path(&self.root, "fsync", e))
     }
 
     fn can_stream(&self, _meta: &Meta) -> bool {
@@ -349,7 +359,8 @@ impl Sink for MaildirSink {
 
     fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
         let dest = self.prepare(meta)?;
-        atomic::write_atomic_streamed(&dest, meta.mtime, fill)
+        self.pending
+            .write_streamed(&dest, meta.mtime, fill)
             .map_err(|e| Error::io_path(&dest, "write", e))
     }
 
@@ -374,7 +385,8 @@ impl Sink for MaildirSink {
         &self.root
     }
 
-    fn finish(self: Box<Self>) -> Result<PathBuf, Error> {
+    fn finish(mut self: Box<Self>) -> Result<PathBuf, Error> {
+        self.sync()?;
         atomic::fsync_dir(&self.root).map_err(|e| Error::io_path(&self.root, "fsync", e))?;
         Ok(self.root)
     }

@@ -154,6 +154,7 @@ pub(crate) fn safe_relative(p: &Path) -> bool {
 /// Writes each item to `root/<relative path>` atomically, restoring its modification time.
 pub struct TreeSink {
     root: PathBuf,
+    pending: atomic::DeferredSync,
 }
 
 impl TreeSink {
@@ -162,6 +163,7 @@ impl TreeSink {
             .map_err(|e| Error::io_path(root, "create folder", e))?;
         Ok(TreeSink {
             root: root.to_path_buf(),
+            pending: atomic::DeferredSync::default(),
         })
     }
 
@@ -197,7 +199,15 @@ impl TreeSink {
 impl Sink for TreeSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         let dest = self.prepare(meta)?;
-        atomic::write_atomic(&dest, body, meta.mtime).map_err(|e| Error::io_path(&dest, "write", e))
+        self.pending
+            .write(&dest, body, meta.mtime)
+            .map_err(|e| Error::io_path(&dest, "write", e))
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        self.pending
+            .sync()
+            .map_err(|e| Error::io_path(&self.root, "fsync", e))
     }
 
     fn can_stream(&self, _meta: &Meta) -> bool {
@@ -206,7 +216,8 @@ impl Sink for TreeSink {
 
     fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
         let dest = self.prepare(meta)?;
-        atomic::write_atomic_streamed(&dest, meta.mtime, fill)
+        self.pending
+            .write_streamed(&dest, meta.mtime, fill)
             .map_err(|e| Error::io_path(&dest, "write", e))
     }
 
@@ -218,7 +229,8 @@ impl Sink for TreeSink {
         &self.root
     }
 
-    fn finish(self: Box<Self>) -> Result<PathBuf, Error> {
+    fn finish(mut self: Box<Self>) -> Result<PathBuf, Error> {
+        self.sync()?;
         atomic::fsync_dir(&self.root).map_err(|e| Error::io_path(&self.root, "fsync", e))?;
         Ok(self.root)
     }
