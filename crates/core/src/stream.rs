@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use crate::cms::ber::Header;
 use crate::cms::content_stream::ContentStream;
-use crate::cms::envelope::{self, EnvelopeKind, MAX_HEADER_PART};
+use crate::cms::envelope::{self, Enclosing, EnvelopeKind, MAX_HEADER_PART};
 use crate::content::cbc::CbcStream;
 use crate::error::Error;
 use crate::mime::detect::{self, Cte, PartKind};
@@ -85,6 +85,7 @@ pub struct MessageStream<'m, 'd> {
     base64: bool,
     /// The encryptedContent header; its `content_start` is an offset in the decoded ContentInfo.
     content: Header,
+    enclosing: Enclosing,
     cbc: CbcStream,
     layer: LayerInfo,
 }
@@ -121,13 +122,20 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
             body.get(..want.min(body.len()))?.to_vec()
         };
         match envelope::parse_prefix(&prefix) {
-            Ok(Some(s)) => break (s.header.kind, s.content, dec.open_cbc_stream(&s.header)),
+            Ok(Some(s)) => {
+                break (
+                    s.header.kind,
+                    s.content,
+                    s.enclosing,
+                    dec.open_cbc_stream(&s.header),
+                );
+            }
             Ok(None) => return None,
             Err(_) if prefix.len() >= want && want < MAX_HEADER_PART => want *= 4,
             Err(_) => return None,
         }
     };
-    let (kind, content, opened) = start;
+    let (kind, content, enclosing, opened) = start;
     if kind != EnvelopeKind::Enveloped {
         return None;
     }
@@ -138,6 +146,7 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
         hb,
         base64,
         content,
+        enclosing,
         cbc,
         layer,
     })
@@ -200,7 +209,17 @@ struct Decrypting<'a> {
     layer: &'a LayerInfo,
     opts: &'a MessageOptions,
     written: u64,
+    enclosing: Enclosing,
+    /// What follows the content, until [`envelope::check_after_content`] has decided on it.
+    after: Vec<u8>,
+    /// Where the content ended (an offset in the decoded ContentInfo).
+    after_at: usize,
+    after_ok: bool,
 }
+
+/// What may follow the content before the end of the EnvelopedData (unprotected attributes):
+/// more than this, and the message goes to the in-memory path, which allows 16 MiB.
+const AFTER_LIMIT: usize = 1 << 20;
 
 impl Decrypting<'_> {
     /// Decrypts `der` and appends what is to be written to `plain`.
@@ -209,19 +228,38 @@ impl Decrypting<'_> {
             .content_start
             .saturating_sub(self.der_pos)
             .min(der.len());
+        let base = self.der_pos;
         self.der_pos += der.len();
         let rest = der.get(skip..).unwrap_or(&[]);
-        if self.content.is_done() || rest.is_empty() {
-            return Ok(());
+        let mut after = rest;
+        if !self.content.is_done() && !rest.is_empty() {
+            let sink: &mut Vec<u8> = match &mut self.head {
+                Some(h) => h,
+                None => plain,
+            };
+            let cbc = &mut self.cbc;
+            let used = self
+                .content
+                .feed(rest, &mut |ct| cbc.update(ct, sink))
+                .map_err(StreamError::Failed)?;
+            after = rest.get(used..).unwrap_or(&[]);
+            if self.content.is_done() {
+                self.after_at = base + skip + used;
+            }
         }
-        let sink: &mut Vec<u8> = match &mut self.head {
-            Some(h) => h,
-            None => plain,
-        };
-        let cbc = &mut self.cbc;
-        self.content
-            .feed(rest, &mut |ct| cbc.update(ct, sink))
-            .map_err(StreamError::Failed)?;
+        if self.content.is_done() && !self.after_ok && !after.is_empty() {
+            if self.after.len() + after.len() > AFTER_LIMIT {
+                return Err(StreamError::NotStreamable(
+                    "more than 1 MiB follows the encrypted content",
+                ));
+            }
+            self.after.extend_from_slice(after);
+            match envelope::check_after_content(&self.enclosing, &self.after, self.after_at) {
+                Ok(()) => self.after_ok = true,
+                Err(Error::Truncated { .. }) => {}
+                Err(e) => return Err(StreamError::Failed(e)),
+            }
+        }
         self.flush_head(plain, false)
     }
 
@@ -285,6 +323,12 @@ impl Decrypting<'_> {
                 offset: self.der_pos as u64,
             }));
         }
+        // What follows the content must be what the in-memory parser accepts (the end of the
+        // content's SEQUENCE, attributes, the end of the EnvelopedData).
+        if !self.after_ok {
+            envelope::check_after_content(&self.enclosing, &self.after, self.after_at)
+                .map_err(StreamError::Failed)?;
+        }
         let sink: &mut Vec<u8> = match &mut self.head {
             Some(h) => h,
             None => plain,
@@ -332,6 +376,10 @@ impl MessageStream<'_, '_> {
             layer: &layer,
             opts,
             written: 0,
+            enclosing: self.enclosing,
+            after: Vec::new(),
+            after_at: 0,
+            after_ok: false,
         };
         let mut decoder = Decoder {
             base64: self.base64,
@@ -351,7 +399,7 @@ impl MessageStream<'_, '_> {
         hash_in.update(msg.get(..body_start).unwrap_or(&[]));
         let mut first = true;
         loop {
-            let next_block = if dec.content.is_done() || pos >= msg.len() {
+            let next_block = if (dec.content.is_done() && dec.after_ok) || pos >= msg.len() {
                 None
             } else {
                 let mut end = (pos + BLOCK).min(msg.len());

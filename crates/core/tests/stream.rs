@@ -241,11 +241,119 @@ fn a_large_message_streams_across_blocks_like_the_in_memory_path() {
             assert_eq!(done.sha256_in, provider.digest(HashAlg::Sha256, &[&msg]));
             assert!(done.layer.plaintext_len >= 5_000_000);
         }
-        // Junk in the middle of the body, past the part read up front: fails, no output kept.
+        // Damage near the end (the last ciphertext blocks, the closing framing) and anywhere:
+        // streaming gives the in-memory answer or none.
         let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1du64 ^ u64::from(ber);
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let (mut same, mut refused) = (0, 0);
+        for round in 0..60 {
+            let mut m = msg.clone();
+            let i = if round % 2 == 0 {
+                m.len() - 1 - next() % 120
+            } else {
+                next() % m.len()
+            };
+            m[i] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n-"
+                [next() % 66];
+            match streamed(&dec, &m) {
+                Ok(Some((out, _, _))) => {
+                    let mem = decrypt_message(&dec, &m, &opts());
+                    let mem = mem.unwrap_or_else(|e| panic!("ber={ber} at {i}: memory: {e}"));
+                    assert!(mem.output.as_ref() == Some(&out), "ber={ber} at {i}");
+                    same += 1;
+                }
+                _ => refused += 1,
+            }
+        }
+        assert!(same > 0 && refused > 0, "{same} same, {refused} refused");
+        // Junk in the middle of the body, past the part read up front: fails, no output kept.
         let mut junk = msg.clone();
         let at = msg.len() / 2;
         junk[at] = b'*';
         assert!(matches!(streamed(&dec, &junk), Err(StreamError::Failed(_))));
     }
+}
+
+/// Hostile input: thousands of mutated messages (bytes flipped in the header, the base64 body
+/// and near the end; cut short; lines doubled). Streaming never panics, and whenever it
+/// produces output, the in-memory path produces the same bytes.
+#[test]
+fn mutated_messages_stream_to_the_same_answer_or_not_at_all() {
+    let ring = all_keys();
+    let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+    let originals: Vec<Vec<u8>> = messages()
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .filter(|m| matches!(streamed(&dec, m), Ok(Some(_))))
+        .take(6)
+        .collect();
+    assert!(originals.len() >= 4);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut same, mut refused) = (0, 0);
+    for round in 0..3000 {
+        let mut m = originals[round % originals.len()].clone();
+        let n = m.len();
+        match next() % 5 {
+            0 => {
+                // A few bytes anywhere.
+                for _ in 0..1 + next() % 4 {
+                    let i = (next() as usize) % n;
+                    m[i] ^= 1 << (next() % 8);
+                }
+            }
+            1 => m.truncate((next() as usize) % n),
+            2 => {
+                // Near the end, where the padding and the closing framing are.
+                let i = n - 1 - (next() as usize) % 80.min(n - 1);
+                m[i] = next() as u8;
+            }
+            3 => {
+                // A stretch of the body repeated.
+                let a = (next() as usize) % n;
+                let b = (a + 1 + (next() as usize) % 200).min(n);
+                let piece = m[a..b].to_vec();
+                m.splice(b..b, piece);
+            }
+            _ => {
+                // A base64 character replaced by another valid one.
+                let i = (next() as usize) % n;
+                if m[i].is_ascii_alphanumeric() {
+                    m[i] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                        [(next() % 62) as usize];
+                }
+            }
+        }
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| streamed(&dec, &m)))
+            .unwrap_or_else(|_| panic!("streaming panicked on mutation {round}"));
+        match got {
+            Ok(Some((out, _, _))) => {
+                let mem = decrypt_message(&dec, &m, &opts())
+                    .unwrap_or_else(|e| panic!("round {round}: streamed, memory failed: {e}"));
+                assert!(
+                    mem.output.as_ref() == Some(&out),
+                    "round {round}: outputs differ"
+                );
+                same += 1;
+            }
+            Ok(None) | Err(_) => refused += 1,
+        }
+    }
+    // Most mutations break something; many (in headers that do not matter, in the plaintext's
+    // body) do not.
+    assert!(
+        same > 100 && refused > 100,
+        "{same} same, {refused} refused"
+    );
 }

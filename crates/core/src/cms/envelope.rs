@@ -84,10 +84,18 @@ impl<'a> EnvelopeHeader<'a> {
 /// Reads `ContentInfo` and returns the content type and a reader positioned on the content's
 /// header (inside the `[0] EXPLICIT`).
 pub fn content_info(input: &[u8]) -> Result<(ObjectIdentifier, Reader<'_>)> {
-    content_info_from(Reader::new(input))
+    content_info_from(Reader::new(input)).map(|(ct, r, _)| (ct, r))
 }
 
-fn content_info_from(mut r: Reader<'_>) -> Result<(ObjectIdentifier, Reader<'_>)> {
+/// Where a ContentInfo and its `[0]` end, when their lengths are definite.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    content_info: Option<usize>,
+    explicit: Option<usize>,
+}
+
+/// As [`content_info`]; also where the ContentInfo and its `[0]` end (see [`Ends`]).
+fn content_info_from(mut r: Reader<'_>) -> Result<(ObjectIdentifier, Reader<'_>, Ends)> {
     let outer = r.expect(Tag::SEQUENCE, "ContentInfo")?;
     let mut inner = r.contents_reader(&outer);
     let ct = inner.read_oid("ContentInfo.contentType")?;
@@ -100,7 +108,15 @@ fn content_info_from(mut r: Reader<'_>) -> Result<(ObjectIdentifier, Reader<'_>)
             detail: "expected [0] EXPLICIT".into(),
         });
     }
-    Ok((ct, inner.contents_reader(&explicit)))
+    let end = |h: &Header| h.len.map(|l| h.content_start + l);
+    Ok((
+        ct,
+        inner.contents_reader(&explicit),
+        Ends {
+            content_info: end(&outer),
+            explicit: end(&explicit),
+        },
+    ))
 }
 
 /// Everything before the encrypted content, with the readers positioned to go on from there.
@@ -119,10 +135,12 @@ struct Front<'a> {
     eci: Header,
     /// Inside EncryptedContentInfo, at encryptedContent (or its end, when detached).
     e: Reader<'a>,
+    /// Where the ContentInfo and its `[0]` end (see [`content_info_from`]).
+    limit: Ends,
 }
 
 fn front(r: Reader<'_>) -> Result<Front<'_>> {
-    let (ct, mut r) = content_info_from(r)?;
+    let (ct, mut r, limit) = content_info_from(r)?;
     let kind = if ct == oid::ENVELOPED_DATA {
         EnvelopeKind::Enveloped
     } else if ct == oid::AUTH_ENVELOPED_DATA {
@@ -189,6 +207,7 @@ fn front(r: Reader<'_>) -> Result<Front<'_>> {
         s,
         eci,
         e,
+        limit,
     })
 }
 
@@ -200,6 +219,104 @@ pub struct ContentStart<'a> {
     pub header: EnvelopeHeader<'a>,
     /// The encryptedContent TLV header; `content_start` is its offset in the decoded input.
     pub content: Header,
+    /// What encloses it, for [`check_after_content`].
+    pub enclosing: Enclosing,
+}
+
+/// The EnvelopedData SEQUENCE and EncryptedContentInfo around a streamed content.
+#[derive(Debug, Clone, Copy)]
+pub struct Enclosing {
+    seq: Header,
+    eci: Header,
+    /// The ends of the ContentInfo and its `[0]`, when definite: nothing inside may pass them,
+    /// and the decoded input must reach them.
+    ends: Ends,
+}
+
+/// Checks what follows a streamed encrypted content as [`parse`] would: the end of
+/// EncryptedContentInfo, then unprotected attributes or unknown fields up to the end of the
+/// EnvelopedData. `after` is what was decoded from offset `at` (where the content ended) on.
+/// `Err(Error::Truncated)`: not decided yet, more bytes are needed.
+pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<()> {
+    let mut r = Reader::with_base(after, at as u64);
+    let malformed = |what: &'static str, off: usize| Error::Asn1 {
+        what,
+        offset: off as u64,
+        detail: "trailing data inside a value".into(),
+    };
+    let need_more = |what: &'static str, off: usize| Error::Truncated {
+        what,
+        offset: off as u64,
+    };
+    // A structure that runs past the ContentInfo's end is malformed, not waiting for bytes.
+    let settled = |e: Error| Error::Asn1 {
+        what: "EnvelopedData",
+        offset: enc.seq.start as u64,
+        detail: format!("runs past the end of its ContentInfo ({e})"),
+    };
+    match enc.eci.len {
+        Some(l) if at != enc.eci.content_start + l => {
+            return Err(malformed("encryptedContentInfo", at));
+        }
+        Some(_) => {}
+        None if r.at_eoc() => {}
+        None if r.remaining() < 2 => return Err(need_more("encryptedContentInfo", at)),
+        None => {
+            return Err(Error::Asn1 {
+                what: "encryptedContentInfo",
+                offset: at as u64,
+                detail: "missing end-of-contents".into(),
+            });
+        }
+    }
+    // The ContentInfo's `[0]` must fit in it, the EnvelopedData in both, and the decoded
+    // input must be as long as they say (the in-memory parser checks each header's length).
+    let past_limit = |end: usize| -> Result<()> {
+        let outer = enc.ends.content_info.unwrap_or(usize::MAX);
+        let explicit = enc.ends.explicit.unwrap_or(usize::MAX);
+        if explicit > outer || end > outer.min(explicit) {
+            return Err(Error::Truncated {
+                what: "EnvelopedData",
+                offset: enc.seq.start as u64,
+            });
+        }
+        Ok(())
+    };
+    let available = at + after.len();
+    let reached = |settled_ok: Result<()>| -> Result<()> {
+        settled_ok?;
+        match enc.ends.content_info.or(enc.ends.explicit) {
+            Some(end) if end > available => Err(need_more("ContentInfo", available)),
+            _ => Ok(()),
+        }
+    };
+    loop {
+        let abs = at + r.position();
+        match enc.seq.len {
+            Some(l) => {
+                let end = enc.seq.content_start + l;
+                if abs == end {
+                    return reached(past_limit(end).map_err(settled));
+                }
+                if abs > end {
+                    return Err(malformed("EnvelopedData", end));
+                }
+            }
+            None if r.at_eoc() => {
+                return reached(past_limit(at + r.position()).map_err(settled));
+            }
+            None => {}
+        }
+        if r.is_empty() {
+            return Err(need_more("EnvelopedData", abs));
+        }
+        // unprotectedAttrs, or a field of a later version: skipped, as `parse` does.
+        let h = r.header("trailing field")?;
+        r.skip_contents(&h, 0)?;
+        if r.position() > after.len() {
+            return Err(need_more("trailing field", abs));
+        }
+    }
 }
 
 /// Parses the part of an EnvelopedData that precedes the encrypted content, from a prefix of
@@ -208,6 +325,11 @@ pub struct ContentStart<'a> {
 /// detached.
 pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart<'_>>> {
     let mut f = front(Reader::prefix(prefix))?;
+    let enclosing = Enclosing {
+        seq: f.seq,
+        eci: f.eci,
+        ends: f.limit,
+    };
     // Out of prefix before the content's header: not the same as a detached content.
     if f.e.is_empty()
         && f.eci
@@ -244,6 +366,7 @@ pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart<'_>>> {
             mac: None,
         },
         content: h,
+        enclosing,
     }))
 }
 
@@ -261,6 +384,7 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
         mut s,
         eci,
         mut e,
+        limit: _,
     } = front(Reader::new(input))?;
     let content = if !e.at_end_of(&eci) {
         let at = e.offset();
