@@ -124,7 +124,12 @@ pub struct Processed {
 
 /// Decrypts one item, or defers a large message to the writer.
 pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
-    if item.kind == ItemKind::Message && item.bytes().len() as u64 >= ctx.stream_above {
+    // Only what may well stream is left to the writer (which handles it alone): a large
+    // message that will not (GCM, no top-level envelope) is decrypted here, in parallel.
+    if item.kind == ItemKind::Message
+        && item.bytes().len() as u64 >= ctx.stream_above
+        && crate::uc::stream::plausible(item.bytes())
+    {
         return Processed {
             body: None,
             record: Record::new(

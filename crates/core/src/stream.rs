@@ -90,9 +90,18 @@ pub struct MessageStream<'m, 'd> {
     layer: LayerInfo,
 }
 
-/// Checks whether `msg` can be streamed and, if so, unwraps its content key. Costs one
-/// private-key operation and a look at the first kilobytes.
-pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageStream<'m, 'd>> {
+/// A top-level EnvelopedData found in a message, up to its encrypted content.
+struct Located {
+    hb: HeaderBlock,
+    base64: bool,
+    header: envelope::EnvelopeHeader<'static>,
+    content: Header,
+    enclosing: Enclosing,
+}
+
+/// Finds a top-level EnvelopedData with CBC content that this module could stream: the MIME
+/// label, the transfer encoding and the header before the content. No key is touched.
+fn locate(msg: &[u8]) -> Option<Located> {
     let hb = header::parse_block(msg, 0, msg.len());
     let ct = ContentType::parse(&hb.get(msg, "content-type")?);
     let disposition = hb
@@ -115,7 +124,7 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
     // The part before the content (recipients, algorithm) is small but unbounded in principle:
     // decode more of it until it parses, up to the limit the in-memory parser also sets.
     let mut want = 64 * 1024;
-    let start = loop {
+    loop {
         let prefix = if base64 {
             detect::decode_base64_prefix(body, want)
         } else {
@@ -123,30 +132,52 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
         };
         match envelope::parse_prefix(&prefix) {
             Ok(Some(s)) => {
-                break (
-                    s.header.kind,
-                    s.content,
-                    s.enclosing,
-                    dec.open_cbc_stream(&s.header),
-                );
+                if s.header.kind != EnvelopeKind::Enveloped {
+                    return None;
+                }
+                let cipher = crate::content::algorithm::parse(
+                    &s.header.content_algorithm_der,
+                    s.header.content_algorithm_offset,
+                )
+                .ok()?;
+                if !matches!(cipher, crate::content::ContentCipher::Cbc { .. }) {
+                    return None;
+                }
+                return Some(Located {
+                    hb,
+                    base64,
+                    header: s.header.without_content(),
+                    content: s.content,
+                    enclosing: s.enclosing,
+                });
             }
             Ok(None) => return None,
             Err(_) if prefix.len() >= want && want < MAX_HEADER_PART => want *= 4,
             Err(_) => return None,
         }
-    };
-    let (kind, content, enclosing, opened) = start;
-    if kind != EnvelopeKind::Enveloped {
-        return None;
     }
-    let (cbc, layer) = opened?;
+}
+
+/// Whether `msg` looks streamable, without touching a key: a top-level CBC EnvelopedData in
+/// base64 or binary. [`prepare`] may still decline (no key or several, a key that does not
+/// unwrap) and [`MessageStream::run`] too (a multipart plaintext). Costs a look at the first
+/// kilobytes.
+pub fn plausible(msg: &[u8]) -> bool {
+    locate(msg).is_some()
+}
+
+/// Checks whether `msg` can be streamed and, if so, unwraps its content key. Costs one
+/// private-key operation and a look at the first kilobytes.
+pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageStream<'m, 'd>> {
+    let found = locate(msg)?;
+    let (cbc, layer) = dec.open_cbc_stream(&found.header)?;
     Some(MessageStream {
         dec,
         msg,
-        hb,
-        base64,
-        content,
-        enclosing,
+        hb: found.hb,
+        base64: found.base64,
+        content: found.content,
+        enclosing: found.enclosing,
         cbc,
         layer,
     })
@@ -180,15 +211,14 @@ impl Decoder {
             }
             keep = self.carry.len();
         }
-        // SIMD decoding: the scalar `base64` crate managed about 2 GB/s here, a tenth of a
-        // second for each 200 MB message. "Forgiving" (WHATWG) decoding takes the body with or
-        // without padding, as the lenient in-memory decoder does.
-        let decoded =
-            base64_simd::forgiving_decode_inplace(&mut self.carry[..keep]).map_err(|e| {
-                StreamError::Failed(Error::Mime {
-                    detail: format!("base64 body: {e}"),
-                })
-            })?;
+        // SIMD decoding (the scalar crate took a tenth of a second per 200 MB message). A body
+        // with anything else in its lines fails here, and the in-memory path's filtering decoder
+        // takes it.
+        let decoded = detect::decode_quanta_inplace(&mut self.carry[..keep]).ok_or_else(|| {
+            StreamError::Failed(Error::Mime {
+                detail: "base64 body: not only base64 characters in its lines".into(),
+            })
+        })?;
         out.extend_from_slice(decoded);
         self.carry.drain(..keep);
         Ok(())
@@ -249,9 +279,11 @@ impl Decrypting<'_> {
         }
         if self.content.is_done() && !self.after_ok && !after.is_empty() {
             if self.after.len() + after.len() > AFTER_LIMIT {
-                return Err(StreamError::NotStreamable(
-                    "more than 1 MiB follows the encrypted content",
-                ));
+                // Output was written already: a failure, for the in-memory path to redo.
+                return Err(StreamError::Failed(Error::Limit {
+                    what: "bytes after a streamed content",
+                    limit: AFTER_LIMIT as u64,
+                }));
             }
             self.after.extend_from_slice(after);
             match envelope::check_after_content(&self.enclosing, &self.after, self.after_at) {
@@ -402,8 +434,11 @@ impl MessageStream<'_, '_> {
             let next_block = if (dec.content.is_done() && dec.after_ok) || pos >= msg.len() {
                 None
             } else {
+                // End the block at a line end when one is near: a body written as one huge
+                // line is cut anywhere (the decoder carries partial quanta over).
                 let mut end = (pos + BLOCK).min(msg.len());
-                if let Some(nl) = msg.get(end..).and_then(|r| memchr::memchr(b'\n', r)) {
+                let near = msg.get(end..(end + 64 * 1024).min(msg.len()));
+                if let Some(nl) = near.and_then(|r| memchr::memchr(b'\n', r)) {
                     end += nl + 1;
                 }
                 Some(pos..end)

@@ -238,6 +238,19 @@ fn a_large_message_streams_across_blocks_like_the_in_memory_path() {
             let (out, done, seen) = streamed(&dec, &msg).unwrap().expect("streams");
             assert!(out == expected, "ber={ber}: output differs");
             assert!(seen.len() >= 3, "read in {} blocks", seen.len());
+            // The same body as one 6.7 MB line: cut into blocks mid-line, same answer.
+            let text = String::from_utf8(msg.clone()).unwrap();
+            let split = text.find("\n\n").map(|i| i + 2).unwrap();
+            let one_line: String = text[split..].split_whitespace().collect();
+            let long = format!("{}{one_line}\n", &text[..split]);
+            let (out2, _, seen2) = streamed(&dec, long.as_bytes()).unwrap().expect("streams");
+            let expected2 = decrypt_message(&dec, long.as_bytes(), &opts()).unwrap();
+            assert!(Some(&out2) == expected2.output.as_ref(), "one long line");
+            assert!(
+                seen2.len() >= 3,
+                "one long line read in {} blocks",
+                seen2.len()
+            );
             assert_eq!(done.sha256_in, provider.digest(HashAlg::Sha256, &[&msg]));
             assert!(done.layer.plaintext_len >= 5_000_000);
         }
@@ -305,7 +318,12 @@ fn mutated_messages_stream_to_the_same_answer_or_not_at_all() {
     for round in 0..3000 {
         let mut m = originals[round % originals.len()].clone();
         let n = m.len();
-        match next() % 5 {
+        match next() % 6 {
+            5 => {
+                // Whitespace inside a line: a space, a tab, a bare CR.
+                let i = (next() as usize) % n;
+                m.insert(i, b" \t\r"[(next() % 3) as usize]);
+            }
             0 => {
                 // A few bytes anywhere.
                 for _ in 0..1 + next() % 4 {

@@ -150,6 +150,9 @@ impl AtomicFile {
 pub struct DeferredSync {
     files: Vec<File>,
     dirs: std::collections::BTreeSet<PathBuf>,
+    /// A sync failed: files written before may not be durable, so every later sync fails too
+    /// (the caller must not record anything after this).
+    failed: Option<String>,
 }
 
 /// More files than this pending: synced at once (bounds open file handles).
@@ -206,6 +209,17 @@ impl DeferredSync {
     /// together, where one after the other each waits for a commit of its own. (`syncfs` would be
     /// one call, but it also waits for every other program's unwritten data on that disk.)
     pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(why) = &self.failed {
+            return Err(io::Error::other(format!("an earlier fsync failed: {why}")));
+        }
+        let r = self.sync_pending();
+        if let Err(e) = &r {
+            self.failed = Some(e.to_string());
+        }
+        r
+    }
+
+    fn sync_pending(&mut self) -> io::Result<()> {
         const THREADS: usize = 16;
         let files = std::mem::take(&mut self.files);
         if !files.is_empty() {

@@ -38,7 +38,7 @@ impl Body {
             let start = r.start.saturating_add(range.start).min(r.end);
             let end = r.start.saturating_add(range.end).min(r.end);
             if start < end {
-                // SAFETY: read-only, file-backed, private mapping: MADV_DONTNEED only drops
+                // SAFETY: a read-only file mapping (shared, never written): MADV_DONTNEED only drops
                 // resident pages (see `mbox::release_behind`); nothing is invalidated.
                 let _ = unsafe {
                     m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)

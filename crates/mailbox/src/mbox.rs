@@ -262,7 +262,8 @@ fn frame(data: &[u8], pos: usize, eol: Eol, use_cl: bool, scanned: &mut dyn FnMu
             msg_end,
             next,
             by_length: true,
-            // Seen up to the next separator, which may lie past this message: an upper bound.
+            // Seen up to the next separator only, which may lie inside this message: the
+            // reader does not rely on it for such a message.
             quotes,
         };
     }
@@ -381,19 +382,20 @@ pub fn quote_into(msg: &[u8], variant: MboxVariant, out: &mut Vec<u8>) {
 }
 
 /// [`quote_into`] for a message that arrives in pieces: lines are looked at where they start,
-/// so a `From ` split between two writes is still quoted. Only the start of a line is ever
-/// held back (at most its `>` run and five bytes), never a whole line.
+/// so a `From ` split between two writes is still quoted. Only the start of a line is ever held
+/// back, as a count of `>` and up to four bytes of `From `, never a whole line.
 pub struct QuotingWriter<W: Write> {
     inner: W,
     variant: MboxVariant,
     /// At the start of a line (nothing of it written yet).
     line_start: bool,
-    /// The start of the current line, while it could still become a From_ line.
-    pending: Vec<u8>,
+    /// The current line so far, while it could still become a From_ line: `gts` times `>`,
+    /// then the first `partial` bytes of `From `.
+    gts: usize,
+    partial: usize,
 }
 
-/// A `>` run longer than this is not followed up (a line of only `>` is not a From_ line).
-const MAX_QUOTE_RUN: usize = 4096;
+const FROM_: &[u8; 5] = b"From ";
 
 impl<W: Write> QuotingWriter<W> {
     pub fn new(inner: W, variant: MboxVariant) -> Self {
@@ -401,46 +403,34 @@ impl<W: Write> QuotingWriter<W> {
             inner,
             variant,
             line_start: true,
-            pending: Vec::new(),
+            gts: 0,
+            partial: 0,
         }
     }
 
-    /// Whether the line starting with `p` needs a `>`: `None` while undecided.
-    fn decide(&self, p: &[u8]) -> Option<bool> {
-        let n = p.iter().take_while(|&&b| b == b'>').count();
-        let rest = p.get(n..).unwrap_or(&[]);
-        if rest.is_empty() {
-            return (n >= MAX_QUOTE_RUN).then_some(false);
-        }
-        let pat: &[u8] = b"From ";
-        let m = rest.len().min(pat.len());
-        if rest.get(..m) != pat.get(..m) {
-            return Some(false);
-        }
-        if m < pat.len() {
-            return None;
-        }
-        Some(match self.variant {
-            MboxVariant::Mboxrd => true,
-            MboxVariant::Mboxo | MboxVariant::Mboxcl => n == 0,
-            MboxVariant::Mboxcl2 => false,
-        })
+    fn deciding(&self) -> bool {
+        self.gts > 0 || self.partial > 0
     }
 
-    /// Writes what is pending once decided, with its `>` if it needs one.
+    /// Writes the held line start, with a `>` in front if it needs one.
     fn settle(&mut self, quote: bool) -> std::io::Result<()> {
-        if quote {
-            self.inner.write_all(b">")?;
+        const GTS: [u8; 64] = [b'>'; 64];
+        let mut n = self.gts + usize::from(quote);
+        while n > 0 {
+            let k = n.min(GTS.len());
+            self.inner.write_all(&GTS[..k])?;
+            n -= k;
         }
-        self.inner.write_all(&self.pending)?;
-        self.line_start = self.pending.last() == Some(&b'\n');
-        self.pending.clear();
+        self.inner.write_all(&FROM_[..self.partial])?;
+        self.gts = 0;
+        self.partial = 0;
+        self.line_start = false;
         Ok(())
     }
 
     /// Writes out a line start still undecided at the end (it is no From_ line: it ends there).
     pub fn finish(mut self) -> std::io::Result<W> {
-        if !self.pending.is_empty() {
+        if self.deciding() {
             self.settle(false)?;
         }
         self.inner.flush()?;
@@ -457,26 +447,35 @@ impl<W: Write> Write for QuotingWriter<W> {
         // Bytes data[run..i] are decided and not yet written.
         let mut run = 0;
         while i < data.len() {
-            if !self.pending.is_empty() || (self.line_start && matches!(data[i], b'>' | b'F')) {
+            if self.deciding() || (self.line_start && matches!(data[i], b'>' | b'F')) {
                 if run < i {
                     self.inner.write_all(&data[run..i])?;
                 }
-                // Collect the line start byte by byte until it is decided (a few bytes).
+                // Follow the line start byte by byte until it is decided.
                 loop {
                     let Some(&b) = data.get(i) else {
                         return Ok(data.len());
                     };
-                    self.pending.push(b);
-                    i += 1;
-                    let decided = if b == b'\n' {
-                        Some(false)
+                    if self.partial == 0 && b == b'>' {
+                        self.gts += 1;
+                    } else if b == FROM_[self.partial] {
+                        self.partial += 1;
+                        if self.partial == FROM_.len() {
+                            i += 1;
+                            let quote = match self.variant {
+                                MboxVariant::Mboxrd => true,
+                                MboxVariant::Mboxo | MboxVariant::Mboxcl => self.gts == 0,
+                                MboxVariant::Mboxcl2 => false,
+                            };
+                            self.settle(quote)?;
+                            break;
+                        }
                     } else {
-                        self.decide(&self.pending)
-                    };
-                    if let Some(q) = decided {
-                        self.settle(q)?;
+                        // Not a From_ line; `b` itself is left for the line's remainder.
+                        self.settle(false)?;
                         break;
                     }
+                    i += 1;
                 }
                 run = i;
                 continue;
@@ -745,7 +744,7 @@ fn release_behind(map: &Mmap, released: &mut usize, pos: usize, keep: usize) {
         return;
     }
     let upto = pos - keep;
-    // SAFETY: the mapping is read-only and file-backed (MAP_PRIVATE, never written), so
+    // SAFETY: the mapping is read-only and file-backed (memmap2 maps it MAP_SHARED, read-only: never written), so
     // MADV_DONTNEED only drops resident pages: a later read of the range, by an item still in
     // flight, faults the same bytes in again from the file (which, as everywhere in unseal, is
     // not modified during a run). No reference is invalidated; the range stays mapped.
@@ -808,8 +807,10 @@ impl Iterator for MboxReader {
         let index = self.index;
         self.index += 1;
         let msg = data.get(s.from_end..s.msg_end).unwrap_or(&[]);
-        // Framing saw every `From ` line: unquoting (a pass that may copy) only when needed.
-        let body = match if s.quotes.need_unquote(self.variant) {
+        // Framing saw every `From ` line up to the next separator: unquoting (a pass that may
+        // copy) only when needed. A message delimited by its Content-Length may run past that
+        // separator (a From_-like line inside its body), so it is always checked.
+        let body = match if s.by_length || s.quotes.need_unquote(self.variant) {
             unquote(msg, self.variant)
         } else {
             Cow::Borrowed(msg)

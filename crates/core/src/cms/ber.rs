@@ -281,7 +281,7 @@ impl<'a> Reader<'a> {
         }
         match h.len {
             Some(l) => {
-                self.pos = h.content_start + l;
+                self.pos = h.content_start.saturating_add(l);
                 Ok(())
             }
             None => loop {
@@ -309,9 +309,9 @@ impl<'a> Reader<'a> {
             Some(l) if !h.tag.constructed => {
                 let s = self
                     .data
-                    .get(h.content_start..h.content_start + l)
+                    .get(h.content_start..h.content_start.saturating_add(l))
                     .ok_or_else(|| self.truncated(what))?;
-                self.pos = h.content_start + l;
+                self.pos = h.content_start.saturating_add(l);
                 Ok(s)
             }
             _ => Err(self.malformed(what, "expected a primitive encoding")),
@@ -341,7 +341,7 @@ impl<'a> Reader<'a> {
     /// this reader positioned at the contents start; call [`Reader::end_of`] after.
     pub fn contents_reader(&self, h: &Header) -> Reader<'a> {
         let end = match h.len {
-            Some(l) => (h.content_start + l).min(self.data.len()),
+            Some(l) => h.content_start.saturating_add(l).min(self.data.len()),
             None => self.data.len(),
         };
         Reader {
@@ -358,7 +358,7 @@ impl<'a> Reader<'a> {
         self.pos = inner.pos;
         match h.len {
             Some(l) => {
-                if inner.pos != h.content_start + l {
+                if inner.pos != h.content_start.saturating_add(l) {
                     return Err(self.malformed(what, "trailing data inside a value"));
                 }
                 Ok(())

@@ -49,13 +49,13 @@ impl ContentStream {
         };
         if h.tag.constructed {
             s.frames.push(Frame {
-                end: h.len.map(|l| pos + l as u64),
+                end: h.len.map(|l| pos.saturating_add(l as u64)),
             });
         } else {
             let len = h
                 .len
                 .ok_or_else(|| s.malformed("primitive value without a length"))?;
-            s.leaf_end = Some(pos + len as u64);
+            s.leaf_end = Some(pos.saturating_add(len as u64));
             s.done = len == 0;
         }
         Ok(s)
@@ -156,7 +156,7 @@ impl ContentStream {
                 h.tag.class, h.tag.number
             )));
         }
-        let end = h.len.map(|l| self.pos + l as u64);
+        let end = h.len.map(|l| self.pos.saturating_add(l as u64));
         if let (Some(pe), Some(e)) = (parent_end, end)
             && e > pe
         {
@@ -282,6 +282,26 @@ mod tests {
                 assert_eq!(&der[used..], &[0u8, 0, 0, 0, 0, 0, 0, 0][..]);
             }
         }
+    }
+
+    #[test]
+    fn lengths_near_the_limits_are_errors_not_overflows() {
+        // A ContentInfo claiming 2^64 - 1 bytes: the lenient prefix reader must not add it to
+        // an offset and overflow (tests run with overflow checks on).
+        let mut der = vec![0x30, 0x88];
+        der.extend_from_slice(&[0xff; 8]);
+        der.extend_from_slice(&[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x80, 0x30,
+            0x80,
+        ]);
+        assert!(envelope::parse_prefix(&der).is_err());
+        // The same for the content's own length and for a chunk's.
+        let huge_content = [&[0x80u8, 0x88][..], &[0xff; 8]].concat();
+        let der = envelope_with(&huge_content);
+        assert!(streamed(&der, 64).is_err());
+        let huge_chunk = [&[0xa0u8, 0x80, 0x04, 0x88][..], &[0xff; 8]].concat();
+        let der = envelope_with(&huge_chunk);
+        assert!(streamed(&der, 64).is_err());
     }
 
     #[test]

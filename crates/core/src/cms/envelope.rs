@@ -47,6 +47,23 @@ pub struct EnvelopeHeader<'a> {
     pub mac: Option<Vec<u8>>,
 }
 
+impl EnvelopeHeader<'_> {
+    /// The header without its content (what [`parse_prefix`] gives), free of the input.
+    pub fn without_content(self) -> EnvelopeHeader<'static> {
+        EnvelopeHeader {
+            kind: self.kind,
+            version: self.version,
+            recipient_infos: self.recipient_infos,
+            content_type: self.content_type,
+            content_algorithm_der: self.content_algorithm_der,
+            content_algorithm_offset: self.content_algorithm_offset,
+            content: None,
+            auth_attrs_der: self.auth_attrs_der,
+            mac: self.mac,
+        }
+    }
+}
+
 impl<'a> EnvelopeHeader<'a> {
     /// Whether the content is carried inside the envelope.
     pub fn has_content(&self) -> bool {
@@ -108,7 +125,7 @@ fn content_info_from(mut r: Reader<'_>) -> Result<(ObjectIdentifier, Reader<'_>,
             detail: "expected [0] EXPLICIT".into(),
         });
     }
-    let end = |h: &Header| h.len.map(|l| h.content_start + l);
+    let end = |h: &Header| h.len.map(|l| h.content_start.saturating_add(l));
     Ok((
         ct,
         inner.contents_reader(&explicit),
@@ -255,7 +272,7 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
         detail: format!("runs past the end of its ContentInfo ({e})"),
     };
     match enc.eci.len {
-        Some(l) if at != enc.eci.content_start + l => {
+        Some(l) if at != enc.eci.content_start.saturating_add(l) => {
             return Err(malformed("encryptedContentInfo", at));
         }
         Some(_) => {}
@@ -294,7 +311,7 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
         let abs = at + r.position();
         match enc.seq.len {
             Some(l) => {
-                let end = enc.seq.content_start + l;
+                let end = enc.seq.content_start.saturating_add(l);
                 if abs == end {
                     return reached(past_limit(end).map_err(settled));
                 }
@@ -334,7 +351,7 @@ pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart<'_>>> {
     if f.e.is_empty()
         && f.eci
             .len
-            .is_none_or(|l| f.eci.content_start + l > prefix.len())
+            .is_none_or(|l| f.eci.content_start.saturating_add(l) > prefix.len())
     {
         return Err(Error::Truncated {
             what: "encryptedContent",

@@ -631,3 +631,53 @@ fn a_message_larger_than_the_resident_window_is_framed_and_unquoted_the_same() {
     items[0].release_pages(0..items[0].bytes().len());
     assert!(items[0].bytes().ends_with(line));
 }
+
+#[test]
+fn a_length_delimited_body_running_past_a_from_line_is_still_unquoted() {
+    // The Content-Length covers a From_-shaped line and a quoted `>From ` after it: framing
+    // stops its scan at the first, so the quoted line must not be missed.
+    let d = tempfile::tempdir().unwrap();
+    let body = "From x@y Mon Jan  1 00:00:00 2024\n>From quoted\nend\n";
+    let file = format!(
+        "From a@b Mon Jan  1 00:00:00 2024\nContent-Length: {}\n\n{body}From c@d Mon Jan  1 00:00:01 2024\nContent-Length: 2\n\nx\n",
+        body.len()
+    );
+    let p = d.path().join("cl.mbox");
+    fs::write(&p, &file).unwrap();
+    let items: Vec<Item> = MboxReader::open(&p, Some(MboxVariant::Mboxcl))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        items[0].bytes(),
+        format!(
+            "Content-Length: {}\n\nFrom x@y Mon Jan  1 00:00:00 2024\nFrom quoted\nend\n",
+            body.len()
+        )
+        .as_bytes()
+    );
+}
+
+#[test]
+fn a_long_run_of_quotes_is_quoted_like_any_other() {
+    for variant in [MboxVariant::Mboxrd, MboxVariant::Mboxo] {
+        let mut body = b"Subject: q\n\n".to_vec();
+        body.extend(std::iter::repeat_n(b'>', 5000));
+        body.extend_from_slice(b"From x\n");
+        body.extend(std::iter::repeat_n(b'>', 70));
+        body.extend_from_slice(b"\nend\n");
+        let mut want = Vec::new();
+        quote_into(&body, variant, &mut want);
+        for piece in [1usize, 7, 4096, body.len()] {
+            let mut q = QuotingWriter::new(Vec::new(), variant);
+            for c in body.chunks(piece) {
+                q.write_all(c).unwrap();
+            }
+            assert!(
+                q.finish().unwrap() == want,
+                "{variant:?} in pieces of {piece}"
+            );
+        }
+    }
+}
