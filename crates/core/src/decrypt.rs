@@ -369,12 +369,7 @@ impl<'k> Decryptor<'k> {
                 key_transport,
                 recipients: all_ids.clone(),
                 used_recipient: parsed.recipients[ri].id.clone(),
-                key_source: self
-                    .keys
-                    .keys()
-                    .get(ki)
-                    .map(|k| k.source.clone())
-                    .unwrap_or_default(),
+                key_source: self.key_source(ki),
                 ciphertext_len,
                 plaintext_len,
             }
@@ -497,12 +492,7 @@ impl<'k> Decryptor<'k> {
             key_transport: transport,
             recipients: parsed.recipients.iter().map(|r| r.id.clone()).collect(),
             used_recipient: recipient.id.clone(),
-            key_source: self
-                .keys
-                .keys()
-                .get(ki)
-                .map(|k| k.source.clone())
-                .unwrap_or_default(),
+            key_source: self.key_source(ki),
             ciphertext_len: 0,
             plaintext_len: 0,
         };
@@ -510,6 +500,15 @@ impl<'k> Decryptor<'k> {
         // needs; AES hardly notices).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Some((CbcStream::new(dec, iv).with_threads(threads), layer))
+    }
+
+    /// Which key file key `ki` came from.
+    fn key_source(&self, ki: usize) -> String {
+        self.keys
+            .keys()
+            .get(ki)
+            .map(|k| k.source.clone())
+            .unwrap_or_default()
     }
 
     /// Recovers the content-encryption key with key `ki` for `recipient`, and describes how.

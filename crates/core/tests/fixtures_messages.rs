@@ -3,15 +3,12 @@
 //! envelope is left, inner signatures still verify with OpenSSL, outer ones that cannot are
 //! removed and recorded, plain messages are untouched.
 
-use std::path::{Path, PathBuf};
-use unseal_core::keyring::KeyRing;
+mod common;
+
+use common::{all_keys, fixtures};
 use unseal_core::mime::{MessageOptions, decrypt_message, find_envelopes};
 use unseal_core::provider::default_provider;
 use unseal_core::{DecryptOptions, Decryptor};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
@@ -31,21 +28,6 @@ fn opts() -> MessageOptions {
         timestamp: "Wed, 25 Nov 2026 12:00:00 +0000".into(),
         ..MessageOptions::default()
     }
-}
-
-fn all_keys() -> KeyRing {
-    let pw = std::fs::read_to_string(fixtures().join("keys/password.txt")).unwrap();
-    let pw = pw.lines().next().unwrap().to_string();
-    let mut ring = KeyRing::new();
-    for name in [
-        "rsa1024", "rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384", "ec-p521",
-    ] {
-        ring.load_file(&fixtures().join(format!("keys/{name}.key.pem")), Some(&pw))
-            .unwrap();
-        ring.add_certificates_file(&fixtures().join(format!("keys/{name}.cert.pem")))
-            .unwrap();
-    }
-    ring
 }
 
 fn openssl_verifies(message: &[u8]) -> Option<bool> {

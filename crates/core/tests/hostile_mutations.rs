@@ -7,14 +7,15 @@
 //!
 //! Bounded: a fixed pseudo-random seed, a few thousand mutations in total.
 
+mod common;
+
+use common::{all_keys, fixtures};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use unseal_core::cms::ber::Reader;
-use unseal_core::keyring::KeyRing;
 use unseal_core::provider::default_provider;
 use unseal_core::{DecryptOptions, Decryptor, Error, MessageOptions, decrypt_message};
 
@@ -86,25 +87,6 @@ fn budget(input_len: usize) -> usize {
 }
 
 // ---- fixtures --------------------------------------------------------------------------------
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn all_keys() -> KeyRing {
-    let pw = std::fs::read_to_string(fixtures().join("keys/password.txt")).unwrap();
-    let pw = pw.lines().next().unwrap().to_string();
-    let mut ring = KeyRing::new();
-    for name in [
-        "rsa1024", "rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384", "ec-p521",
-    ] {
-        ring.load_file(&fixtures().join(format!("keys/{name}.key.pem")), Some(&pw))
-            .unwrap();
-        ring.add_certificates_file(&fixtures().join(format!("keys/{name}.cert.pem")))
-            .unwrap();
-    }
-    ring
-}
 
 /// Every file in fixtures/messages, sorted by name.
 fn messages() -> Vec<(String, Vec<u8>)> {

@@ -3,37 +3,20 @@
 //! or writes exactly the bytes `mime::decrypt_message` produces, with the right hashes. Broken
 //! input fails instead of producing output.
 
+mod common;
+
+use common::{all_keys, fixtures};
 use std::path::{Path, PathBuf};
-use unseal_core::keyring::KeyRing;
 use unseal_core::mime::{MessageOptions, decrypt_message};
 use unseal_core::provider::{HashAlg, all_providers};
 use unseal_core::stream::{self, StreamError};
 use unseal_core::{DecryptOptions, Decryptor};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
 
 fn opts() -> MessageOptions {
     MessageOptions {
         timestamp: "Wed, 25 Nov 2026 12:00:00 +0000".into(),
         ..MessageOptions::default()
     }
-}
-
-fn all_keys() -> KeyRing {
-    let pw = std::fs::read_to_string(fixtures().join("keys/password.txt")).unwrap();
-    let pw = pw.lines().next().unwrap().to_string();
-    let mut ring = KeyRing::new();
-    for name in [
-        "rsa1024", "rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384", "ec-p521",
-    ] {
-        ring.load_file(&fixtures().join(format!("keys/{name}.key.pem")), Some(&pw))
-            .unwrap();
-        ring.add_certificates_file(&fixtures().join(format!("keys/{name}.cert.pem")))
-            .unwrap();
-    }
-    ring
 }
 
 fn messages() -> Vec<PathBuf> {

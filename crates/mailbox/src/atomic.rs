@@ -175,16 +175,39 @@ impl DeferredSync {
         fill: &mut crate::Fill<'_>,
     ) -> io::Result<crate::Filled> {
         let mut f = AtomicFile::create(dest)?;
-        {
-            let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
-            if let Err(e) = fill(&mut w) {
-                drop(w);
-                return Ok(Err(e));
-            }
-            w.flush()?;
+        if let Err(e) = fill_into(&mut f, fill)? {
+            return Ok(Err(e));
         }
         self.finish(f, dest, mtime)?;
         Ok(Ok(()))
+    }
+
+    /// [`DeferredSync::write`] of an item's bytes, with the item's mtime; errors name `dest`.
+    pub fn write_item(
+        &mut self,
+        dest: &Path,
+        meta: &crate::Meta,
+        body: &[u8],
+    ) -> Result<(), crate::Error> {
+        self.write(dest, body, meta.mtime)
+            .map_err(|e| crate::Error::io_path(dest, "write", e))
+    }
+
+    /// [`DeferredSync::write_streamed`] of an item; errors name `dest`.
+    pub fn write_item_streamed(
+        &mut self,
+        dest: &Path,
+        meta: &crate::Meta,
+        fill: &mut crate::Fill<'_>,
+    ) -> Result<crate::Filled, crate::Error> {
+        self.write_streamed(dest, meta.mtime, fill)
+            .map_err(|e| crate::Error::io_path(dest, "write", e))
+    }
+
+    /// [`DeferredSync::sync`]; errors name `root`, the output being written.
+    pub fn sync_output(&mut self, root: &Path) -> Result<(), crate::Error> {
+        self.sync()
+            .map_err(|e| crate::Error::io_path(root, "fsync", e))
     }
 
     fn finish(
@@ -279,19 +302,24 @@ pub fn write_atomic_streamed(
     fill: &mut crate::Fill<'_>,
 ) -> io::Result<crate::Filled> {
     let mut f = AtomicFile::create(dest)?;
-    {
-        let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
-        if let Err(e) = fill(&mut w) {
-            // Dropping `f` below removes the temporary file.
-            drop(w);
-            return Ok(Err(e));
-        }
-        w.flush()?;
+    if let Err(e) = fill_into(&mut f, fill)? {
+        // Dropping `f` removes the temporary file.
+        return Ok(Err(e));
     }
     if let Some(t) = mtime {
         f.set_modified(t)?;
     }
     f.commit()?;
+    Ok(Ok(()))
+}
+
+/// Runs `fill` into a new atomic file through a buffer and writeback requests.
+fn fill_into(f: &mut AtomicFile, fill: &mut crate::Fill<'_>) -> io::Result<crate::Filled> {
+    let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
+    if let Err(e) = fill(&mut w) {
+        return Ok(Err(e));
+    }
+    w.flush()?;
     Ok(Ok(()))
 }
 

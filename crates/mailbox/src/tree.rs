@@ -199,15 +199,11 @@ impl TreeSink {
 impl Sink for TreeSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         let dest = self.prepare(meta)?;
-        self.pending
-            .write(&dest, body, meta.mtime)
-            .map_err(|e| Error::io_path(&dest, "write", e))
+        self.pending.write_item(&dest, meta, body)
     }
 
     fn sync(&mut self) -> Result<(), Error> {
-        self.pending
-            .sync()
-            .map_err(|e| Error::io_path(&self.root, "fsync", e))
+        self.pending.sync_output(&self.root)
     }
 
     fn can_stream(&self, _meta: &Meta) -> bool {
@@ -216,9 +212,7 @@ impl Sink for TreeSink {
 
     fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
         let dest = self.prepare(meta)?;
-        self.pending
-            .write_streamed(&dest, meta.mtime, fill)
-            .map_err(|e| Error::io_path(&dest, "write", e))
+        self.pending.write_item_streamed(&dest, meta, fill)
     }
 
     fn already_written(&self, meta: &Meta) -> bool {
