@@ -130,14 +130,16 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
         && item.bytes().len() as u64 >= ctx.stream_above
         && crate::uc::stream::plausible(item.bytes())
     {
+        let mut record = Record::new(
+            mailbox,
+            &item.id,
+            item_name(mailbox, &item.id, indexed),
+            "plain",
+        );
+        record.bytes_in = Some(item.bytes().len() as u64);
         return Processed {
             body: None,
-            record: Record::new(
-                mailbox,
-                &item.id,
-                item_name(mailbox, &item.id, indexed),
-                "plain",
-            ),
+            record,
             deferred: true,
         };
     }
