@@ -6,6 +6,10 @@
 //! - a short message to each EC key (P-256/384/521): the ECDH unwrap (agreement, X9.63 KDF, AES
 //!   key unwrap) dominates.
 //!
+//! `message_paths`: the same large AES-256-CBC message as a whole S/MIME message (headers,
+//! base64 body), through `mime::decrypt_message` (in memory) and `stream::prepare`/`run` (the
+//! streaming path the CLI takes for large messages), default provider.
+//!
 //! `cargo bench -p unseal-benches --bench messages [--features pure-rust]`
 
 use std::hint::black_box;
@@ -109,9 +113,38 @@ fn ecdh_messages(c: &mut Criterion) {
     g.finish();
 }
 
+fn message_paths(c: &mut Criterion) {
+    use unseal_core::{MessageOptions, decrypt_message, stream};
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = ub::fixture("keys/rsa2048.cert.pem");
+    let ring = ub::ring(&ub::fixture("keys/rsa2048.key.pem"), &cert);
+    let dec = Decryptor::new(
+        &ring,
+        unseal_core::provider::default_provider(),
+        DecryptOptions::default(),
+    )
+    .unwrap();
+    let (_, _, len) = rsa_messages().pop().unwrap();
+    let msg = ub::smime_encrypt(tmp.path(), "big", len, "aes256", &cert);
+    let opts = MessageOptions::default();
+    let mut g = c.benchmark_group("message_paths");
+    g.throughput(Throughput::Bytes(len as u64));
+    let name = format!("{} AES-256-CBC", size(len));
+    g.bench_with_input(BenchmarkId::new("in memory", &name), &msg, |b, msg| {
+        b.iter(|| decrypt_message(&dec, black_box(msg), &opts).unwrap())
+    });
+    g.bench_with_input(BenchmarkId::new("streamed", &name), &msg, |b, msg| {
+        b.iter(|| {
+            let job = stream::prepare(&dec, black_box(msg)).expect("streams");
+            job.run(&opts, &mut std::io::sink(), &mut |_| {}).unwrap()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = whole_messages, ecdh_messages
+    targets = whole_messages, ecdh_messages, message_paths
 }
 criterion_main!(benches);
