@@ -183,6 +183,128 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
     })
 }
 
+/// Watches a multipart plaintext as it streams for any header that could make the in-memory
+/// MIME walk act: a part labelled `pkcs7-mime`, named `*.p7m`, a `message/*` or a digest, or a
+/// header it cannot judge safely here (RFC 2231 continuations, encoded words). Deliberately
+/// cruder than the walk, and conservative: it does not follow the multipart structure, it looks
+/// at every `Content-Type` and `Content-Disposition` line anywhere (a text that quotes one
+/// only sends the message to the in-memory path). What the walk leaves alone then is exactly a
+/// plaintext it copies unchanged, which is what streaming writes.
+#[derive(Default)]
+struct HeaderScan {
+    /// The current line so far, while it may matter (bounded by [`SCAN_LINE`]).
+    line: Vec<u8>,
+    /// Inside a line that does not matter: skip to its end.
+    skipping: bool,
+    /// The value of a Content-Type / Content-Disposition field being collected (continuation
+    /// lines follow it).
+    field: Option<Vec<u8>>,
+    found: Option<&'static str>,
+}
+
+/// A header line longer than this is judged as it is (it is judged suspicious if it is one of
+/// the two fields).
+const SCAN_LINE: usize = 16 * 1024;
+
+impl HeaderScan {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && self.found.is_none() {
+            if self.skipping {
+                match memchr::memchr(b'\n', data) {
+                    Some(i) => {
+                        self.skipping = false;
+                        data = &data[i + 1..];
+                    }
+                    None => return,
+                }
+                continue;
+            }
+            if self.line.is_empty() {
+                // A line start: only `C`/`c` (a field name) and blanks (a continuation of a
+                // field being collected) matter.
+                let first = data[0];
+                let relevant = matches!(first, b'C' | b'c')
+                    || (self.field.is_some() && matches!(first, b' ' | b'\t'));
+                if !relevant {
+                    self.end_field();
+                    self.skipping = true;
+                    continue;
+                }
+            }
+            match memchr::memchr(b'\n', data) {
+                Some(i) => {
+                    self.take(&data[..=i]);
+                    data = &data[i + 1..];
+                    let line = std::mem::take(&mut self.line);
+                    self.line_done(&line);
+                }
+                None => {
+                    self.take(data);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, part: &[u8]) {
+        let room = SCAN_LINE.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if let Some(f) = &mut self.field {
+                f.extend_from_slice(line);
+                if f.len() > SCAN_LINE {
+                    self.found = Some("a header field too long to judge");
+                }
+            }
+            return;
+        }
+        self.end_field();
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return;
+        };
+        let name = line[..colon].trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-type")
+            || name.eq_ignore_ascii_case(b"content-disposition")
+        {
+            self.field = Some(line[colon + 1..].to_vec());
+        }
+    }
+
+    /// Judges the field collected so far, if any.
+    fn end_field(&mut self) {
+        let Some(value) = self.field.take() else {
+            return;
+        };
+        let v = value.to_ascii_lowercase();
+        let has = |p: &[u8]| memchr::memmem::find(&v, p).is_some();
+        if self.found.is_some() {
+            return;
+        }
+        self.found = if has(b"pkcs7-mime") {
+            Some("a part labelled pkcs7-mime")
+        } else if has(b"p7m") {
+            Some("a part named .p7m")
+        } else if has(b"message/") || has(b"digest") {
+            Some("a message part")
+        } else if has(b"=?") || has(b"*") {
+            Some("a header in an encoding not judged here")
+        } else {
+            None
+        };
+    }
+
+    fn finish(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if !line.is_empty() {
+            self.line_done(&line);
+        }
+        self.end_field();
+    }
+}
+
 /// Base64 decoding of successive blocks; characters that do not make a whole quantum wait for
 /// the next block.
 struct Decoder {
@@ -240,6 +362,8 @@ struct Decrypting<'a> {
     opts: &'a MessageOptions,
     written: u64,
     enclosing: Enclosing,
+    /// For a multipart plaintext: the watch for parts the in-memory walk would act on.
+    scan: Option<HeaderScan>,
     /// What follows the content, until [`envelope::check_after_content`] has decided on it.
     after: Vec<u8>,
     /// Where the content ended (an offset in the decoded ContentInfo).
@@ -254,6 +378,30 @@ const AFTER_LIMIT: usize = 1 << 20;
 impl Decrypting<'_> {
     /// Decrypts `der` and appends what is to be written to `plain`.
     fn feed(&mut self, der: &[u8], plain: &mut Vec<u8>) -> Result<(), StreamError> {
+        let from = plain.len();
+        self.feed_unscanned(der, plain)?;
+        self.watch(plain.get(from..).unwrap_or(&[]), false)
+    }
+
+    /// Runs the header watch of a multipart plaintext over output about to be written.
+    fn watch(&mut self, out: &[u8], end: bool) -> Result<(), StreamError> {
+        if let Some(scan) = &mut self.scan {
+            scan.feed(out);
+            if end {
+                scan.finish();
+            }
+            if let Some(why) = &scan.found {
+                return Err(StreamError::Failed(Error::Mime {
+                    detail: format!(
+                        "the plaintext has a part the message walk would open ({why}); decrypt it in memory"
+                    ),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    fn feed_unscanned(&mut self, der: &[u8], plain: &mut Vec<u8>) -> Result<(), StreamError> {
         let skip = self
             .content_start
             .saturating_sub(self.der_pos)
@@ -315,12 +463,16 @@ impl Decrypting<'_> {
             Some(v) => ContentType::parse(&v),
             None => ContentType::parse("text/plain"),
         };
-        if ct.main_type() == "multipart"
+        if ct.mime_type == "multipart/digest"
             || matches!(ct.mime_type.as_str(), "message/rfc822" | "message/global")
         {
             return Err(StreamError::NotStreamable(
-                "the plaintext is a multipart or a message (it may hold more envelopes)",
+                "the plaintext is a message or a digest of messages (it may hold more envelopes)",
             ));
+        }
+        if ct.main_type() == "multipart" {
+            // Its parts may hold envelopes the in-memory walk would open: watch every header.
+            self.scan = Some(HeaderScan::default());
         }
         let disposition = hb
             .get(head, "content-disposition")
@@ -372,7 +524,11 @@ impl Decrypting<'_> {
             }),
             Err(e) => StreamError::Failed(e),
         })?;
+        let from = plain.len();
         self.flush_head(plain, true)?;
+        let tail = plain.split_off(from);
+        self.watch(&tail, true)?;
+        plain.extend_from_slice(&tail);
         Ok((self.content.content_len(), plain_len))
     }
 }
@@ -409,6 +565,7 @@ impl MessageStream<'_, '_> {
             opts,
             written: 0,
             enclosing: self.enclosing,
+            scan: None,
             after: Vec::new(),
             after_at: 0,
             after_ok: false,

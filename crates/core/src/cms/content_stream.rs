@@ -135,12 +135,12 @@ impl ContentStream {
             Err(Error::Truncated { .. }) if self.hdr.len() < MAX_HEADER => return Ok(()),
             Err(e) => return Err(e),
         };
+        // Only the two bytes 00 00 end an indefinite value, as `ber::Reader::at_eoc` reads
+        // it; a tag 0 written otherwise (`00 84 00 00 00 00`) is an empty chunk there, and here.
+        let eoc = self.hdr.as_slice() == [0, 0];
         self.hdr.clear();
         let parent_end = self.frames.last().and_then(|f| f.end);
-        if h.tag.is_eoc() {
-            if h.len != Some(0) {
-                return Err(self.malformed("end-of-contents with a length"));
-            }
+        if eoc {
             match self.frames.last() {
                 Some(Frame { end: None }) => {
                     self.frames.pop();
