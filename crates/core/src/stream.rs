@@ -2,21 +2,22 @@
 //!
 //! [`crate::mime::decrypt_message`] needs the message, the decoded ContentInfo and the plaintext
 //! in memory at once: three copies of a 200 MB message. This module handles the common shape of
-//! a large encrypted message, a top-level `application/pkcs7-mime` envelope (base64 or binary)
-//! whose plaintext is a single-part entity, in bounded memory: the input is read once, in
-//! blocks, each block base64-decoded, its framing followed by a
-//! [`ContentStream`](crate::cms::content_stream::ContentStream), CBC-decrypted and written out,
-//! while the input and output SHA-256 and the next block's decoding run beside it on a second
-//! thread.
+//! a large encrypted message, a top-level `application/pkcs7-mime` CBC envelope (base64 or
+//! binary), in bounded memory: the input is read once, in blocks, each block base64-decoded,
+//! its framing followed by a [`ContentStream`](crate::cms::content_stream::ContentStream),
+//! CBC-decrypted and written out, while the input and output SHA-256 and the next block's
+//! decoding run beside it on other threads.
 //!
 //! Anything else is left to the in-memory path, which is always correct: [`prepare`] returns
 //! `None` (not an envelope at top level, GCM whose tag and authenticated attributes follow the
 //! content, several candidate keys, no key), and [`MessageStream::run`] returns
-//! [`StreamError::NotStreamable`] before writing anything when the plaintext turns out to be a
-//! multipart or a message (it may hold further envelopes, which need the MIME walk). A
-//! [`StreamError::Failed`] (bad padding at the very end, malformed framing, a write error) means
-//! the caller discards what was written; the CLI then runs the in-memory path, so the item's
-//! final result and error message are the same as if it had never been streamed.
+//! [`StreamError::NotStreamable`] before writing anything when the plaintext is a message or a
+//! digest, or is itself labelled S/MIME (the MIME walk would go on into it). A multipart
+//! plaintext streams under a watch ([`HeaderScan`]) that hands it back at the first part the
+//! walk could act on. A [`StreamError::Failed`] (that hand-back, bad padding at the very end,
+//! malformed framing, a write error) means the caller discards what was written; the CLI then
+//! runs the in-memory path, so the item's final result and error message are the same as if it
+//! had never been streamed.
 
 use std::io::Write;
 use std::ops::Range;
@@ -160,7 +161,7 @@ fn locate(msg: &[u8]) -> Option<Located> {
 
 /// Whether `msg` looks streamable, without touching a key: a top-level CBC EnvelopedData in
 /// base64 or binary. [`prepare`] may still decline (no key or several, a key that does not
-/// unwrap) and [`MessageStream::run`] too (a multipart plaintext). Costs a look at the first
+/// unwrap) and [`MessageStream::run`] too (a plaintext holding S/MIME). Costs a look at the first
 /// kilobytes.
 pub fn plausible(msg: &[u8]) -> bool {
     locate(msg).is_some()
