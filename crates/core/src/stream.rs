@@ -4,7 +4,7 @@
 //! in memory at once: three copies of a 200 MB message. This module handles the common shape of
 //! a large encrypted message, a top-level `application/pkcs7-mime` CBC envelope (base64 or
 //! binary), in bounded memory: the input is read once, in blocks, each block base64-decoded,
-//! its framing followed by a [`ContentStream`](crate::cms::content_stream::ContentStream),
+//! its framing followed by a [`crate::cms::content_stream::ContentStream`],
 //! CBC-decrypted and written out, while the input and output SHA-256 and the next block's
 //! decoding run beside it on other threads.
 //!
@@ -13,7 +13,7 @@
 //! content, several candidate keys, no key), and [`MessageStream::run`] returns
 //! [`StreamError::NotStreamable`] before writing anything when the plaintext is a message or a
 //! digest, or is itself labelled S/MIME (the MIME walk would go on into it). A multipart
-//! plaintext streams under a watch ([`HeaderScan`]) that hands it back at the first part the
+//! plaintext streams under a watch (`HeaderScan`) that hands it back at the first part the
 //! walk could act on. A [`StreamError::Failed`] (that hand-back, bad padding at the very end,
 //! malformed framing, a write error) means the caller discards what was written; the CLI then
 //! runs the in-memory path, so the item's final result and error message are the same as if it
