@@ -184,125 +184,139 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
     })
 }
 
-/// Watches a multipart plaintext as it streams for any header that could make the in-memory
-/// MIME walk act: a part labelled `pkcs7-mime`, named `*.p7m`, a `message/*` or a digest, or a
-/// header it cannot judge safely here (RFC 2231 continuations, encoded words). Deliberately
-/// cruder than the walk, and conservative: it does not follow the multipart structure, it looks
-/// at every `Content-Type` and `Content-Disposition` line anywhere (a text that quotes one
-/// only sends the message to the in-memory path). What the walk leaves alone then is exactly a
-/// plaintext it copies unchanged, which is what streaming writes.
+/// Watches a multipart plaintext as it streams for anything that could make the in-memory
+/// MIME walk act on it. Deliberately cruder than the walk, and conservative: it does not follow
+/// the multipart structure. Every occurrence of `content-type` or `content-disposition`, in any
+/// case, anywhere (a part's header, or a text that merely quotes one), is taken with the rest of
+/// its line and its continuation lines as a header field and judged by [`judge_field`]: a
+/// `pkcs7-mime` label, a `.p7m` name, a message or digest type, or anything the walk's parser
+/// would rewrite before reading (comments, quoted pairs, RFC 2231 parameters, encoded words, a
+/// field too long to judge) hands the message back to the in-memory path. What the walk leaves
+/// alone is exactly a plaintext it copies unchanged, which is what streaming writes.
 #[derive(Default)]
 struct HeaderScan {
-    /// The current line so far, while it may matter (bounded by [`SCAN_LINE`]).
-    line: Vec<u8>,
-    /// Inside a line that does not matter: skip to its end.
-    skipping: bool,
-    /// The value of a Content-Type / Content-Disposition field being collected (continuation
-    /// lines follow it).
+    /// The last bytes seen, lower-cased, so that a name split between two chunks is found.
+    carry: Vec<u8>,
+    /// A field being collected (lower-cased), and whether its last byte is a line feed (the
+    /// next byte then says whether the field goes on).
     field: Option<Vec<u8>>,
+    at_line_end: bool,
+    /// Lower-cased copy of the current chunk (reused).
+    lower: Vec<u8>,
     found: Option<&'static str>,
 }
 
-/// A header line longer than this is judged as it is (it is judged suspicious if it is one of
-/// the two fields).
-const SCAN_LINE: usize = 16 * 1024;
+/// A field longer than this is not judged: it hands the message back.
+const SCAN_FIELD: usize = 16 * 1024;
+
+const FIELD_NAMES: [&[u8]; 2] = [b"content-type", b"content-disposition"];
+
+/// Whether a header field (`name: value` with its continuation lines, lower-cased) could make
+/// the MIME walk open or descend into the part it belongs to.
+fn judge_field(field: &[u8]) -> Option<&'static str> {
+    let v: Vec<u8> = field
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    let has = |p: &[u8]| memchr::memmem::find(&v, p).is_some();
+    if has(b"pkcs7-mime") {
+        return Some("a part labelled pkcs7-mime");
+    }
+    if has(b"p7m") {
+        return Some("a part named .p7m");
+    }
+    if has(b"message/") || has(b"digest") {
+        return Some("a message part");
+    }
+    if has(b"=?") || v.iter().any(|b| matches!(b, b'*' | b'(' | b'\\' | 0)) {
+        return Some("a header field in a form not judged here");
+    }
+    // And what the walk's own parser makes of it.
+    let value = memchr::memchr(b':', &v).map_or(&v[..], |c| &v[c + 1..]);
+    let ct = ContentType::parse(&String::from_utf8_lossy(value));
+    if detect::is_candidate_label(&ct, Some(&ct))
+        || ct.main_type() == "message"
+        || ct.mime_type == "multipart/digest"
+    {
+        return Some("a part the walk would open");
+    }
+    None
+}
 
 impl HeaderScan {
-    fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.found.is_none() {
-            if self.skipping {
-                match memchr::memchr(b'\n', data) {
-                    Some(i) => {
-                        self.skipping = false;
-                        data = &data[i + 1..];
-                    }
-                    None => return,
-                }
-                continue;
-            }
-            if self.line.is_empty() {
-                // A line start: only `C`/`c` (a field name) and blanks (a continuation of a
-                // field being collected) matter.
-                let first = data[0];
-                let relevant = matches!(first, b'C' | b'c')
-                    || (self.field.is_some() && matches!(first, b' ' | b'\t'));
-                if !relevant {
-                    self.end_field();
-                    self.skipping = true;
-                    continue;
-                }
-            }
-            match memchr::memchr(b'\n', data) {
-                Some(i) => {
-                    self.take(&data[..=i]);
-                    data = &data[i + 1..];
-                    let line = std::mem::take(&mut self.line);
-                    self.line_done(&line);
-                }
-                None => {
-                    self.take(data);
-                    return;
-                }
-            }
+    fn feed(&mut self, data: &[u8]) {
+        if self.found.is_some() || data.is_empty() {
+            return;
         }
+        let keep = self.carry.len();
+        self.lower.clear();
+        self.lower.extend_from_slice(&self.carry);
+        self.lower.extend(data.iter().map(u8::to_ascii_lowercase));
+        let buf = std::mem::take(&mut self.lower);
+        // A field still being collected from the last chunk goes on first.
+        let mut at = 0;
+        if self.field.is_some() {
+            at = self.collect(&buf, keep);
+        }
+        // Field names starting in this chunk (or in the carried tail before it).
+        let mut hits: Vec<usize> = FIELD_NAMES
+            .iter()
+            .flat_map(|n| memchr::memmem::find_iter(&buf, n).filter(move |&p| p + n.len() > keep))
+            .collect();
+        hits.sort_unstable();
+        for p in hits {
+            if self.found.is_some() {
+                break;
+            }
+            if p < at {
+                continue; // inside the field just judged
+            }
+            self.field = Some(Vec::new());
+            self.at_line_end = false;
+            at = self.collect(&buf, p);
+        }
+        // The stream's last bytes, for a name that the next chunk completes.
+        let from = buf.len().saturating_sub(FIELD_NAMES[1].len() - 1);
+        self.carry.clear();
+        self.carry.extend_from_slice(&buf[from..]);
+        self.lower = buf;
     }
 
-    fn take(&mut self, part: &[u8]) {
-        let room = SCAN_LINE.saturating_sub(self.line.len());
-        self.line.extend_from_slice(&part[..part.len().min(room)]);
-    }
-
-    fn line_done(&mut self, line: &[u8]) {
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            if let Some(f) = &mut self.field {
-                f.extend_from_slice(line);
-                if f.len() > SCAN_LINE {
-                    self.found = Some("a header field too long to judge");
-                }
+    /// Adds `buf[from..]` to the field being collected until the field ends (a line end not
+    /// followed by a blank); returns where it stopped. Judges the field when it has ended.
+    fn collect(&mut self, buf: &[u8], from: usize) -> usize {
+        let Some(field) = self.field.as_mut() else {
+            return from;
+        };
+        let mut i = from;
+        while i < buf.len() {
+            let b = buf[i];
+            if self.at_line_end && b != b' ' && b != b'\t' {
+                // The field ended at the previous line feed.
+                let done = self.field.take().unwrap_or_default();
+                self.at_line_end = false;
+                self.found = judge_field(&done);
+                return i;
             }
-            return;
+            field.push(b);
+            self.at_line_end = b == b'\n';
+            if field.len() > SCAN_FIELD {
+                self.field = None;
+                self.found = Some("a header field too long to judge");
+                return buf.len();
+            }
+            i += 1;
         }
-        self.end_field();
-        let Some(colon) = memchr::memchr(b':', line) else {
-            return;
-        };
-        let name = line[..colon].trim_ascii();
-        if name.eq_ignore_ascii_case(b"content-type")
-            || name.eq_ignore_ascii_case(b"content-disposition")
-        {
-            self.field = Some(line[colon + 1..].to_vec());
-        }
-    }
-
-    /// Judges the field collected so far, if any.
-    fn end_field(&mut self) {
-        let Some(value) = self.field.take() else {
-            return;
-        };
-        let v = value.to_ascii_lowercase();
-        let has = |p: &[u8]| memchr::memmem::find(&v, p).is_some();
-        if self.found.is_some() {
-            return;
-        }
-        self.found = if has(b"pkcs7-mime") {
-            Some("a part labelled pkcs7-mime")
-        } else if has(b"p7m") {
-            Some("a part named .p7m")
-        } else if has(b"message/") || has(b"digest") {
-            Some("a message part")
-        } else if has(b"=?") || has(b"*") {
-            Some("a header in an encoding not judged here")
-        } else {
-            None
-        };
+        buf.len()
     }
 
     fn finish(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        if !line.is_empty() {
-            self.line_done(&line);
+        if let Some(done) = self.field.take()
+            && self.found.is_none()
+        {
+            self.found = judge_field(&done);
         }
-        self.end_field();
     }
 }
 
@@ -514,6 +528,8 @@ impl Decrypting<'_> {
             envelope::check_after_content(&self.enclosing, &self.after, self.after_at)
                 .map_err(StreamError::Failed)?;
         }
+        // Everything from here on is watched: the last block, and the head if still held.
+        let from = plain.len();
         let sink: &mut Vec<u8> = match &mut self.head {
             Some(h) => h,
             None => plain,
@@ -525,7 +541,6 @@ impl Decrypting<'_> {
             }),
             Err(e) => StreamError::Failed(e),
         })?;
-        let from = plain.len();
         self.flush_head(plain, true)?;
         let tail = plain.split_off(from);
         self.watch(&tail, true)?;
@@ -666,5 +681,101 @@ impl MessageStream<'_, '_> {
             sha256_in: hash_in.finish(),
             sha256_out: hash_out.finish(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn scan(p: &[u8], chunk: usize) -> Option<&'static str> {
+        let mut s = HeaderScan::default();
+        for c in p.chunks(chunk) {
+            s.feed(c);
+        }
+        s.finish();
+        s.found
+    }
+
+    /// A multipart plaintext whose second part has `part_header` and `body`.
+    fn multipart(part_header: &str, body: &str) -> Vec<u8> {
+        format!(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n\
+             --b\n{part_header}\n{body}\n--b--\n"
+        )
+        .into_bytes()
+    }
+
+    /// Parts the MIME walk opens, written every way a reviewer found to get them past a first
+    /// version of the watch: the walk must find an envelope, and the watch must hand back, in
+    /// any chunking.
+    #[test]
+    fn the_watch_catches_every_part_the_walk_would_open() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let env = b64.encode([
+            0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0,
+            0x80, 0x30, 0x80, 0x02, 0x01, 0x00, 0, 0, 0, 0, 0, 0,
+        ]);
+        let inner = b64.encode(format!(
+            "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\n\
+             Content-Transfer-Encoding: base64\n\n{env}\n"
+        ));
+        let te = "Content-Transfer-Encoding: base64\n";
+        let long = " ".repeat(16_400);
+        let cases: Vec<Vec<u8>> = vec![
+            multipart(&format!("Content-Type: application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("Content-Type: application/octet-stream; name=\"smime.p\\7m\"\n{te}"), &env),
+            multipart(&format!("Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.\\p7\\m\"\n{te}"), &env),
+            multipart(&format!("Content-Type: application/pkcs7-(x)mime\n{te}"), &env),
+            multipart(&format!("Content-Type: application/octet-stream; name=smime.p(x)7m\n{te}"), &env),
+            multipart(&format!("Content-Type: application/pkcs7-(\n x)mime\n{te}"), &env),
+            multipart(&format!("Content-Type: application/pkcs7\r-mime\n{te}"), &env),
+            multipart(&format!(" Content-Type: application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("\tContent-Type: application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("X-A: 1\n\x0cContent-Type: application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("X-A: 1\n\rContent-Type: application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("cOnTeNt-TyPe: APPLICATION/PKCS7-MIME\n{te}"), &env),
+            multipart(&format!("Content-Type:{long}application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("Content-Type{long}: application/pkcs7-mime\n{te}"), &env),
+            multipart(&format!("Content-Type: application/octet-stream; x=\"{}\"; name=smime.p7m\n{te}", "A".repeat(16_400)), &env),
+            multipart(&format!("Content-Type: message(x)/rfc822\n{te}"), &inner),
+            format!("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/dig(x)est; boundary=d\n\n--d\n{te}\n{inner}\n--d--\n--b--\n").into_bytes(),
+        ];
+        for (i, p) in cases.iter().enumerate() {
+            let found = crate::mime::find_envelopes(p, &MessageOptions::default()).unwrap();
+            assert_eq!(found.len(), 1, "case {i}: the walk opens it");
+            for chunk in [p.len(), 4096, 7, 1] {
+                assert!(scan(p, chunk).is_some(), "case {i} in chunks of {chunk}");
+            }
+        }
+    }
+
+    /// What real mail looks like: attachments, sign-then-encrypt, quoted text, boundaries.
+    #[test]
+    fn ordinary_multiparts_are_not_handed_back() {
+        let attachment = "QUJD".repeat(20_000);
+        let cases = [
+            multipart(
+                "Content-Type: application/pdf; name=\"report.pdf\"\n\
+                 Content-Disposition: attachment; filename=\"report.pdf\"\n\
+                 Content-Transfer-Encoding: base64\n",
+                &attachment,
+            ),
+            format!(
+                "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; \
+                 micalg=sha-256;\n boundary=\"----=_Part_0_1.2\"\n\n------=_Part_0_1.2\n\
+                 Content-Type: text/plain; charset=\"utf-8\"\nContent-Transfer-Encoding: 7bit\n\n\
+                 hello\n------=_Part_0_1.2\nContent-Type: application/pkcs7-signature; \
+                 name=\"smime.p7s\"\nContent-Disposition: attachment; filename=\"smime.p7s\"\n\
+                 Content-Transfer-Encoding: base64\n\n{attachment}\n------=_Part_0_1.2--\n"
+            )
+            .into_bytes(),
+        ];
+        for (i, p) in cases.iter().enumerate() {
+            for chunk in [p.len(), 4096, 7, 1] {
+                assert_eq!(scan(p, chunk), None, "case {i} in chunks of {chunk}");
+            }
+        }
     }
 }
