@@ -104,6 +104,18 @@ fn fill_layers(ctx: &Ctx<'_>, rec: &mut Record, layers: &[&LayerInfo]) {
     }
 }
 
+/// A new report record for `item`, with its input size.
+fn item_record(mailbox: &str, indexed: bool, item: &Item, status: &str) -> Record {
+    let mut rec = Record::new(
+        mailbox,
+        &item.id,
+        item_name(mailbox, &item.id, indexed),
+        status,
+    );
+    rec.bytes_in = Some(item.bytes().len() as u64);
+    rec
+}
+
 /// Status for an error: no_key when no recipient matched, failed otherwise.
 fn error_status(e: &Error) -> &'static str {
     if e.kind() == "no_key" {
@@ -130,13 +142,7 @@ pub fn process_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
         && item.bytes().len() as u64 >= ctx.stream_above
         && crate::uc::stream::plausible(item.bytes())
     {
-        let mut record = Record::new(
-            mailbox,
-            &item.id,
-            item_name(mailbox, &item.id, indexed),
-            "plain",
-        );
-        record.bytes_in = Some(item.bytes().len() as u64);
+        let record = item_record(mailbox, indexed, item, "plain");
         return Processed {
             body: None,
             record,
@@ -167,7 +173,7 @@ fn stream_item(
         return Ok(None);
     };
     let mut job = Some(job);
-    let mut outcome: Option<Result<crate::uc::stream::Streamed, String>> = None;
+    let mut streamed = None;
     let filled = sink.write_streamed(&item.meta, &mut |w| {
         let job = job.take().ok_or("the stream was already used")?;
         let run = catch_unwind(AssertUnwindSafe(|| {
@@ -175,22 +181,16 @@ fn stream_item(
         }));
         match run {
             Ok(Ok(done)) => {
-                outcome = Some(Ok(done));
+                streamed = Some(done);
                 Ok(())
             }
-            Ok(Err(e)) => {
-                outcome = Some(Err(e.to_string()));
-                Err(e.to_string().into())
-            }
-            Err(_) => {
-                outcome = Some(Err("internal error while streaming".into()));
-                Err("internal error while streaming".into())
-            }
+            Ok(Err(e)) => Err(e.to_string().into()),
+            Err(_) => Err("internal error while streaming".into()),
         }
     })?;
-    let done = match (filled, outcome) {
-        (Ok(()), Some(Ok(done))) => done,
-        (_, Some(Err(why))) => {
+    let done = match (filled, streamed) {
+        (Ok(()), Some(done)) => done,
+        (Err(why), _) => {
             if ctx.verbose > 1 {
                 eprintln!(
                     "unseal: {}: {why}; decrypting in memory",
@@ -199,7 +199,7 @@ fn stream_item(
             }
             return Ok(None);
         }
-        _ => return Ok(None),
+        (Ok(()), None) => return Ok(None),
     };
     if ctx.verbose > 1 {
         eprintln!(
@@ -207,13 +207,7 @@ fn stream_item(
             item_name(mailbox, &item.id, indexed)
         );
     }
-    let mut rec = Record::new(
-        mailbox,
-        &item.id,
-        item_name(mailbox, &item.id, indexed),
-        "decrypted",
-    );
-    rec.bytes_in = Some(input.len() as u64);
+    let mut rec = item_record(mailbox, indexed, item, "decrypted");
     fill_layers(ctx, &mut rec, &[&done.layer]);
     rec.bytes_out = Some(done.bytes_out);
     rec.sha256_in = Some(hex(&done.sha256_in));
@@ -225,13 +219,7 @@ fn stream_item(
 /// item.
 pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
     let input = item.bytes();
-    let mut rec = Record::new(
-        mailbox,
-        &item.id,
-        item_name(mailbox, &item.id, indexed),
-        "plain",
-    );
-    rec.bytes_in = Some(input.len() as u64);
+    let rec = item_record(mailbox, indexed, item, "plain");
     let run = || -> (Option<Vec<u8>>, Record) {
         let mut rec = rec.clone();
         match item.kind {
@@ -343,13 +331,7 @@ pub struct Scanned {
 /// Looks at one item without writing anything; with `trial`, decrypts it in memory.
 pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial: bool) -> Scanned {
     let input = item.bytes();
-    let mut rec = Record::new(
-        mailbox,
-        &item.id,
-        item_name(mailbox, &item.id, indexed),
-        "plain",
-    );
-    rec.bytes_in = Some(input.len() as u64);
+    let mut rec = item_record(mailbox, indexed, item, "plain");
     rec.sha256_in = Some(sha256_hex(input));
     let base = rec.clone();
     let run = || -> Scanned {

@@ -323,15 +323,8 @@ impl<'k> Decryptor<'k> {
             });
         }
         let parsed = parse_recipients(&header)?;
-        let all_ids: Vec<RecipientId> = parsed.recipients.iter().map(|r| r.id.clone()).collect();
-
         // (recipient index, key index) pairs: matched ones first, then, if asked, every key.
-        let mut attempts: Vec<(usize, usize)> = Vec::new();
-        for (ri, r) in parsed.recipients.iter().enumerate() {
-            for ki in self.keys.lookup(&r.id) {
-                attempts.push((ri, ki));
-            }
-        }
+        let mut attempts = self.matched(&parsed);
         // Keys tried only because of --try-all-keys must pass the MIME check outright.
         let matched = attempts.len();
         if attempts.is_empty() && self.options.try_all_keys {
@@ -361,19 +354,7 @@ impl<'k> Decryptor<'k> {
             return Err(Error::NoMatchingKey { recipients: names });
         }
 
-        let layer = |ri: usize, ki: usize, opened: (String, String, u64, u64)| {
-            let (content_cipher, key_transport, ciphertext_len, plaintext_len) = opened;
-            LayerInfo {
-                kind: header.kind,
-                content_cipher,
-                key_transport,
-                recipients: all_ids.clone(),
-                used_recipient: parsed.recipients[ri].id.clone(),
-                key_source: self.key_source(ki),
-                ciphertext_len,
-                plaintext_len,
-            }
-        };
+        let layer = |ri, ki, opened| self.layer_info(header.kind, &parsed, ri, ki, opened);
         let mut last_error = None;
         // A key whose plaintext passed every check but the MIME shape: kept in reserve. If no
         // other key does better, its plaintext is the answer (real messages such as RFC 4134 5.3
@@ -460,15 +441,9 @@ impl<'k> Decryptor<'k> {
         )
         .ok()?;
         let parsed = parse_recipients(header).ok()?;
-        let mut attempts = parsed
-            .recipients
-            .iter()
-            .enumerate()
-            .flat_map(|(ri, r)| self.keys.lookup(&r.id).into_iter().map(move |ki| (ri, ki)));
-        let (ri, ki) = attempts.next()?;
-        if attempts.next().is_some() {
+        let [(ri, ki)] = self.matched(&parsed)[..] else {
             return None;
-        }
+        };
         let recipient = parsed.recipients.get(ri)?;
         let wrong = |reason: String| {
             TryError::Next(Error::WrongKey {
@@ -486,29 +461,56 @@ impl<'k> Decryptor<'k> {
             return None;
         };
         let dec = self.provider.cbc_decryptor(*bc, &cek).ok()?;
-        let layer = LayerInfo {
-            kind: header.kind,
-            content_cipher,
-            key_transport: transport,
-            recipients: parsed.recipients.iter().map(|r| r.id.clone()).collect(),
-            used_recipient: recipient.id.clone(),
-            key_source: self.key_source(ki),
-            ciphertext_len: 0,
-            plaintext_len: 0,
-        };
+        let layer = self.layer_info(
+            header.kind,
+            &parsed,
+            ri,
+            ki,
+            (content_cipher, transport, 0, 0),
+        );
         // A streamed message is large: CBC decryption splits across every core (what 3DES
         // needs; AES hardly notices).
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Some((CbcStream::new(dec, iv).with_threads(threads), layer))
     }
 
-    /// Which key file key `ki` came from.
-    fn key_source(&self, ki: usize) -> String {
-        self.keys
-            .keys()
-            .get(ki)
-            .map(|k| k.source.clone())
-            .unwrap_or_default()
+    /// The (recipient, key) pairs whose recipient identifier names a loaded key.
+    fn matched(&self, parsed: &Parsed) -> Vec<(usize, usize)> {
+        let mut pairs = Vec::new();
+        for (ri, r) in parsed.recipients.iter().enumerate() {
+            for ki in self.keys.lookup(&r.id) {
+                pairs.push((ri, ki));
+            }
+        }
+        pairs
+    }
+
+    /// The record of an envelope opened for recipient `ri` with key `ki`; `opened` is (content
+    /// cipher, key transport, ciphertext length, plaintext length).
+    fn layer_info(
+        &self,
+        kind: EnvelopeKind,
+        parsed: &Parsed,
+        ri: usize,
+        ki: usize,
+        opened: (String, String, u64, u64),
+    ) -> LayerInfo {
+        let (content_cipher, key_transport, ciphertext_len, plaintext_len) = opened;
+        LayerInfo {
+            kind,
+            content_cipher,
+            key_transport,
+            recipients: parsed.recipients.iter().map(|r| r.id.clone()).collect(),
+            used_recipient: parsed.recipients[ri].id.clone(),
+            key_source: self
+                .keys
+                .keys()
+                .get(ki)
+                .map(|k| k.source.clone())
+                .unwrap_or_default(),
+            ciphertext_len,
+            plaintext_len,
+        }
     }
 
     /// Recovers the content-encryption key with key `ki` for `recipient`, and describes how.

@@ -82,11 +82,7 @@ pub struct Streamed {
 pub struct MessageStream<'m, 'd> {
     dec: &'d Decryptor<'d>,
     msg: &'m [u8],
-    hb: HeaderBlock,
-    base64: bool,
-    /// The encryptedContent header; its `content_start` is an offset in the decoded ContentInfo.
-    content: Header,
-    enclosing: Enclosing,
+    found: Located,
     cbc: CbcStream,
     layer: LayerInfo,
 }
@@ -96,6 +92,7 @@ struct Located {
     hb: HeaderBlock,
     base64: bool,
     header: envelope::EnvelopeHeader<'static>,
+    /// The encryptedContent header; its `content_start` is an offset in the decoded ContentInfo.
     content: Header,
     enclosing: Enclosing,
 }
@@ -147,7 +144,7 @@ fn locate(msg: &[u8]) -> Option<Located> {
                 return Some(Located {
                     hb,
                     base64,
-                    header: s.header.without_content(),
+                    header: s.header,
                     content: s.content,
                     enclosing: s.enclosing,
                 });
@@ -175,10 +172,7 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
     Some(MessageStream {
         dec,
         msg,
-        hb: found.hb,
-        base64: found.base64,
-        content: found.content,
-        enclosing: found.enclosing,
+        found,
         cbc,
         layer,
     })
@@ -375,7 +369,6 @@ struct Decrypting<'a> {
     hb: &'a HeaderBlock,
     layer: &'a LayerInfo,
     opts: &'a MessageOptions,
-    written: u64,
     enclosing: Enclosing,
     /// For a multipart plaintext: the watch for parts the in-memory walk would act on.
     scan: Option<HeaderScan>,
@@ -507,9 +500,8 @@ impl Decrypting<'_> {
         let inner = Data::Borrowed(&head);
         let mut rw = rewrite::replace_entity(&outer, self.hb, &inner, 0..head.len(), None, eol);
         if self.opts.trace_header {
-            let at = rw.header_insert.min(rw.pieces.len());
             let field = rewrite::layer_field(self.layer, "", &self.opts.timestamp, eol);
-            rw.pieces.insert(at, Piece::owned(field));
+            rw.insert_fields([Piece::owned(field)]);
         }
         plain.extend_from_slice(&rw.flatten());
         Ok(())
@@ -542,19 +534,12 @@ impl Decrypting<'_> {
             Err(e) => StreamError::Failed(e),
         })?;
         self.flush_head(plain, true)?;
-        let tail = plain.split_off(from);
-        self.watch(&tail, true)?;
-        plain.extend_from_slice(&tail);
+        self.watch(plain.get(from..).unwrap_or(&[]), true)?;
         Ok((self.content.content_len(), plain_len))
     }
 }
 
 impl MessageStream<'_, '_> {
-    /// The envelope as far as known before decrypting.
-    pub fn layer(&self) -> &LayerInfo {
-        &self.layer
-    }
-
     /// Decrypts the message into `out`. `done_with` is called with each range of the input
     /// once it has been read for the last time, in order (the caller may drop those pages).
     pub fn run(
@@ -567,27 +552,27 @@ impl MessageStream<'_, '_> {
         let mut hash_in = provider.hasher(HashAlg::Sha256);
         let mut hash_out = provider.hasher(HashAlg::Sha256);
         let msg = self.msg;
-        let body_start = self.hb.body_start.min(msg.len());
+        let found = self.found;
+        let body_start = found.hb.body_start.min(msg.len());
         let mut layer = self.layer;
         let mut dec = Decrypting {
             der_pos: 0,
-            content_start: self.content.content_start,
-            content: ContentStream::new(&self.content).map_err(StreamError::Failed)?,
+            content_start: found.content.content_start,
+            content: ContentStream::new(&found.content).map_err(StreamError::Failed)?,
             cbc: self.cbc,
             head: Some(Vec::with_capacity(HEAD_LIMIT)),
             msg,
-            hb: &self.hb,
+            hb: &found.hb,
             layer: &layer,
             opts,
-            written: 0,
-            enclosing: self.enclosing,
+            enclosing: found.enclosing,
             scan: None,
             after: Vec::new(),
             after_at: 0,
             after_ok: false,
         };
         let mut decoder = Decoder {
-            base64: self.base64,
+            base64: found.base64,
             carry: Vec::new(),
         };
 
@@ -601,6 +586,7 @@ impl MessageStream<'_, '_> {
         let mut der_next: Vec<u8> = Vec::new();
         let mut plain: Vec<u8> = Vec::new();
         let mut plain_prev: Vec<u8> = Vec::new();
+        let mut written = 0u64;
         hash_in.update(msg.get(..body_start).unwrap_or(&[]));
         let mut first = true;
         loop {
@@ -653,14 +639,13 @@ impl MessageStream<'_, '_> {
             }
             std::mem::swap(&mut der_cur, &mut der_next);
             der_next.clear();
-            dec.written += plain.len() as u64;
+            written += plain.len() as u64;
             std::mem::swap(&mut plain, &mut plain_prev);
         }
         out.write_all(&plain_prev)?;
         hash_out.update(&plain_prev);
         // The padding block (and, for a short plaintext, the whole header) comes out last.
         let mut tail = Vec::new();
-        let written_before = dec.written;
         let (ct_len, pt_len) = dec.finish(&mut tail)?;
         out.write_all(&tail)?;
         out.flush()?;
@@ -677,7 +662,7 @@ impl MessageStream<'_, '_> {
         layer.plaintext_len = pt_len;
         Ok(Streamed {
             layer,
-            bytes_out: written_before + tail.len() as u64,
+            bytes_out: written + tail.len() as u64,
             sha256_in: hash_in.finish(),
             sha256_out: hash_out.finish(),
         })

@@ -174,10 +174,10 @@ impl DeferredSync {
         mtime: Option<SystemTime>,
         fill: &mut crate::Fill<'_>,
     ) -> io::Result<crate::Filled> {
-        let mut f = AtomicFile::create(dest)?;
-        if let Err(e) = fill_into(&mut f, fill)? {
-            return Ok(Err(e));
-        }
+        let f = match filled_file(dest, fill)? {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
         self.finish(f, dest, mtime)?;
         Ok(Ok(()))
     }
@@ -301,11 +301,10 @@ pub fn write_atomic_streamed(
     mtime: Option<SystemTime>,
     fill: &mut crate::Fill<'_>,
 ) -> io::Result<crate::Filled> {
-    let mut f = AtomicFile::create(dest)?;
-    if let Err(e) = fill_into(&mut f, fill)? {
-        // Dropping `f` removes the temporary file.
-        return Ok(Err(e));
-    }
+    let mut f = match filled_file(dest, fill)? {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
     if let Some(t) = mtime {
         f.set_modified(t)?;
     }
@@ -313,14 +312,21 @@ pub fn write_atomic_streamed(
     Ok(Ok(()))
 }
 
-/// Runs `fill` into a new atomic file through a buffer and writeback requests.
-fn fill_into(f: &mut AtomicFile, fill: &mut crate::Fill<'_>) -> io::Result<crate::Filled> {
-    let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
-    if let Err(e) = fill(&mut w) {
-        return Ok(Err(e));
+/// A new atomic file for `dest` with what `fill` wrote into it through a buffer and writeback
+/// requests; if `fill` fails, its error (and the temporary file is gone with the dropped file).
+fn filled_file(
+    dest: &Path,
+    fill: &mut crate::Fill<'_>,
+) -> io::Result<Result<AtomicFile, crate::FillError>> {
+    let mut f = AtomicFile::create(dest)?;
+    {
+        let mut w = io::BufWriter::with_capacity(STREAM_BUFFER, Writeback::new(f.file()?, 0));
+        if let Err(e) = fill(&mut w) {
+            return Ok(Err(e));
+        }
+        w.flush()?;
     }
-    w.flush()?;
-    Ok(Ok(()))
+    Ok(Ok(f))
 }
 
 /// Write buffer of a streamed item: fewer, larger write calls.

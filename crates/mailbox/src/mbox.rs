@@ -164,27 +164,14 @@ fn find_sep(data: &[u8], from: usize, scanned: &mut dyn FnMut(usize)) -> (usize,
     if is_sep_at(data, from) {
         return (from, quotes);
     }
-    let finder = memmem::Finder::new(b"From ");
     let mut at = from;
     while at < data.len() {
         // Windows overlap by the needle's length so no match is cut in two; a match starting
         // in the overlap belongs to the next window.
         let end = (at + SCAN_WINDOW).min(data.len());
-        let window = data.get(at..(end + 4).min(data.len())).unwrap_or(&[]);
-        for i in finder.find_iter(window) {
-            let i = at + i;
-            if i >= end {
-                break;
-            }
-            let mut j = i;
-            while j > from && data.get(j - 1) == Some(&b'>') {
-                j -= 1;
-            }
-            if j > 0 && data.get(j - 1) != Some(&b'\n') {
-                continue;
-            }
-            match i - j {
-                0 if is_sep_at(data, i) => return (i, quotes),
+        for (j, n) in from_lines_in(data, from, at..end) {
+            match n {
+                0 if is_sep_at(data, j) => return (j, quotes),
                 0 => quotes.bare = true,
                 1 => quotes.one = true,
                 _ => quotes.more = true,
@@ -317,17 +304,34 @@ fn frame_by_length(data: &[u8], from_end: usize, cand: usize) -> Option<(usize, 
 
 /// For each `From ` at a line start (possibly behind `>`s): (line start, count of `>`).
 fn from_lines(msg: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    memmem::find_iter(msg, b"From ").filter_map(move |i| {
-        let mut j = i;
-        while j > 0 && msg.get(j - 1) == Some(&b'>') {
-            j -= 1;
-        }
-        if j == 0 || msg.get(j - 1) == Some(&b'\n') {
-            Some((j, i - j))
-        } else {
-            None
-        }
-    })
+    from_lines_in(msg, 0, 0..msg.len())
+}
+
+/// [`from_lines`] for the `From ` that start inside `range` of `data` (the match may run past
+/// its end), with positions in `data`; a `>` run is not followed back before `line`, a line
+/// start at or before `range`.
+fn from_lines_in(
+    data: &[u8],
+    line: usize,
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let window = data
+        .get(range.start..(range.end + 4).min(data.len()))
+        .unwrap_or(&[]);
+    memmem::find_iter(window, b"From ")
+        .map(move |i| range.start + i)
+        .take_while(move |&i| i < range.end)
+        .filter_map(move |i| {
+            let mut j = i;
+            while j > line && data.get(j - 1) == Some(&b'>') {
+                j -= 1;
+            }
+            if j == 0 || data.get(j - 1) == Some(&b'\n') {
+                Some((j, i - j))
+            } else {
+                None
+            }
+        })
 }
 
 /// Removes the quoting `variant` adds to body lines.

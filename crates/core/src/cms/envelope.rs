@@ -47,23 +47,6 @@ pub struct EnvelopeHeader<'a> {
     pub mac: Option<Vec<u8>>,
 }
 
-impl EnvelopeHeader<'_> {
-    /// The header without its content (what [`parse_prefix`] gives), free of the input.
-    pub fn without_content(self) -> EnvelopeHeader<'static> {
-        EnvelopeHeader {
-            kind: self.kind,
-            version: self.version,
-            recipient_infos: self.recipient_infos,
-            content_type: self.content_type,
-            content_algorithm_der: self.content_algorithm_der,
-            content_algorithm_offset: self.content_algorithm_offset,
-            content: None,
-            auth_attrs_der: self.auth_attrs_der,
-            mac: self.mac,
-        }
-    }
-}
-
 impl<'a> EnvelopeHeader<'a> {
     /// Whether the content is carried inside the envelope.
     pub fn has_content(&self) -> bool {
@@ -153,11 +136,11 @@ struct Front<'a> {
     /// Inside EncryptedContentInfo, at encryptedContent (or its end, when detached).
     e: Reader<'a>,
     /// Where the ContentInfo and its `[0]` end (see [`content_info_from`]).
-    limit: Ends,
+    ends: Ends,
 }
 
 fn front(r: Reader<'_>) -> Result<Front<'_>> {
-    let (ct, mut r, limit) = content_info_from(r)?;
+    let (ct, mut r, ends) = content_info_from(r)?;
     let kind = if ct == oid::ENVELOPED_DATA {
         EnvelopeKind::Enveloped
     } else if ct == oid::AUTH_ENVELOPED_DATA {
@@ -224,16 +207,31 @@ fn front(r: Reader<'_>) -> Result<Front<'_>> {
         s,
         eci,
         e,
-        limit,
+        ends,
     })
+}
+
+/// Reads the header of encryptedContent, which must be `[0]`.
+fn content_header(e: &mut Reader<'_>) -> Result<Header> {
+    let at = e.offset();
+    let h = e.header("encryptedContent")?;
+    if h.tag.class != Class::Context || h.tag.number != 0 {
+        return Err(Error::Asn1 {
+            what: "encryptedContent",
+            offset: at,
+            detail: format!("expected [0], found {:?} {}", h.tag.class, h.tag.number),
+        });
+    }
+    Ok(h)
 }
 
 /// Where the encrypted content starts in a message being streamed, found by
 /// [`parse_prefix`].
 #[derive(Debug)]
-pub struct ContentStart<'a> {
-    /// The header with no content, MAC or authAttrs (those follow the content).
-    pub header: EnvelopeHeader<'a>,
+pub struct ContentStart {
+    /// The header with no content, MAC or authAttrs (those follow the content): it borrows
+    /// nothing.
+    pub header: EnvelopeHeader<'static>,
     /// The encryptedContent TLV header; `content_start` is its offset in the decoded input.
     pub content: Header,
     /// What encloses it, for [`check_after_content`].
@@ -340,12 +338,12 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
 /// the decoded ContentInfo. `Err(Error::Truncated)` (or any other error) may mean the prefix is
 /// too short: callers retry with more, up to [`MAX_HEADER_PART`]. `Ok(None)`: the content is
 /// detached.
-pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart<'_>>> {
+pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart>> {
     let mut f = front(Reader::prefix(prefix))?;
     let enclosing = Enclosing {
         seq: f.seq,
         eci: f.eci,
-        ends: f.limit,
+        ends: f.ends,
     };
     // Out of prefix before the content's header: not the same as a detached content.
     if f.e.is_empty()
@@ -361,15 +359,7 @@ pub fn parse_prefix(prefix: &[u8]) -> Result<Option<ContentStart<'_>>> {
     if f.e.at_end_of(&f.eci) {
         return Ok(None);
     }
-    let at = f.e.offset();
-    let h = f.e.header("encryptedContent")?;
-    if h.tag.class != Class::Context || h.tag.number != 0 {
-        return Err(Error::Asn1 {
-            what: "encryptedContent",
-            offset: at,
-            detail: format!("expected [0], found {:?} {}", h.tag.class, h.tag.number),
-        });
-    }
+    let h = content_header(&mut f.e)?;
     Ok(Some(ContentStart {
         header: EnvelopeHeader {
             kind: f.kind,
@@ -401,18 +391,10 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
         mut s,
         eci,
         mut e,
-        limit: _,
+        ends: _,
     } = front(Reader::new(input))?;
     let content = if !e.at_end_of(&eci) {
-        let at = e.offset();
-        let h = e.header("encryptedContent")?;
-        if h.tag.class != Class::Context || h.tag.number != 0 {
-            return Err(Error::Asn1 {
-                what: "encryptedContent",
-                offset: at,
-                detail: format!("expected [0], found {:?} {}", h.tag.class, h.tag.number),
-            });
-        }
+        let h = content_header(&mut e)?;
         let start = e.clone();
         e.skip_contents(&h, 0)?;
         Some((h, start))

@@ -173,8 +173,7 @@ pub fn decrypt_message_with(
             }
         }
     }
-    let at = rw.header_insert.min(rw.pieces.len());
-    rw.pieces.splice(at..at, trace);
+    rw.insert_fields(trace);
     Ok(MessageOutcome {
         output: Some(rw.flatten()),
         layers,

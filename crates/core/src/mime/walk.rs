@@ -67,7 +67,13 @@ pub(crate) struct Rewritten<'a> {
     pub mime_version: bool,
 }
 
-impl Rewritten<'_> {
+impl<'a> Rewritten<'a> {
+    /// Puts header fields (trace fields) after the entity's own fields.
+    pub(crate) fn insert_fields(&mut self, fields: impl IntoIterator<Item = Piece<'a>>) {
+        let at = self.header_insert.min(self.pieces.len());
+        self.pieces.splice(at..at, fields);
+    }
+
     pub(crate) fn flatten(&self) -> Vec<u8> {
         let len = self.pieces.iter().map(|p| p.range.len()).sum();
         let mut out = Vec::with_capacity(len);
