@@ -205,6 +205,18 @@ pub fn split_multipart(
     found.then_some(parts)
 }
 
+/// The parts of a multipart entity whose header block is `hb` and which ends at `end`; `None`
+/// without a boundary parameter or when the body does not split on it.
+fn body_parts(
+    bytes: &[u8],
+    hb: &HeaderBlock,
+    ct: &ContentType,
+    end: usize,
+) -> Option<Vec<Range<usize>>> {
+    let boundary = ct.param("boundary")?;
+    split_multipart(bytes, hb.body_start, end, boundary.as_bytes())
+}
+
 impl<'a, V: Visitor> Walker<'_, V> {
     fn record_removal(&mut self, mark: usize, path: &str, description: String) {
         let at = mark.min(self.events.len());
@@ -370,10 +382,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
         depth: usize,
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
-        let Some(boundary) = ct.param("boundary") else {
-            return Ok(None);
-        };
-        let Some(parts) = split_multipart(bytes, hb.body_start, end, boundary.as_bytes()) else {
+        let Some(parts) = body_parts(bytes, hb, ct, end) else {
             return Ok(None);
         };
         let Some(first) = parts.first().cloned() else {
@@ -421,10 +430,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
         depth: usize,
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
-        let Some(boundary) = ct.param("boundary") else {
-            return Ok(None);
-        };
-        let Some(parts) = split_multipart(bytes, hb.body_start, end, boundary.as_bytes()) else {
+        let Some(parts) = body_parts(bytes, hb, ct, end) else {
             return Ok(None);
         };
         let default = if ct.mime_type == "multipart/digest" {
