@@ -46,21 +46,7 @@ pub fn aes_key_unwrap(
     wrapped: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
     const OP: &str = "AES key unwrap";
-    if !matches!(kek.len(), 16 | 24 | 32) {
-        return Err(bad_length(
-            OP,
-            format!("{}-byte key-encryption key", kek.len()),
-        ));
-    }
-    if !wrapped.len().is_multiple_of(8) || wrapped.len() < 24 {
-        return Err(bad_length(
-            OP,
-            format!(
-                "wrapped key is {} bytes (a multiple of 8, at least 24, is needed)",
-                wrapped.len()
-            ),
-        ));
-    }
+    check_lengths(OP, matches!(kek.len(), 16 | 24 | 32), kek, wrapped)?;
     let n = wrapped.len() / 8 - 1;
     let aes = p.cbc_decryptor(BlockCipher::Aes, kek)?;
     let zero_iv = [0u8; 16];
@@ -92,6 +78,27 @@ pub fn aes_key_unwrap(
     Ok(r)
 }
 
+/// The length checks both unwraps make: a key-encryption key the cipher takes (`kek_fits`), and
+/// a wrapped key of whole 8-byte blocks, at least three.
+fn check_lengths(op: &'static str, kek_fits: bool, kek: &[u8], wrapped: &[u8]) -> Result<()> {
+    if !kek_fits {
+        return Err(bad_length(
+            op,
+            format!("{}-byte key-encryption key", kek.len()),
+        ));
+    }
+    if !wrapped.len().is_multiple_of(8) || wrapped.len() < 24 {
+        return Err(bad_length(
+            op,
+            format!(
+                "wrapped key is {} bytes (a multiple of 8, at least 24, is needed)",
+                wrapped.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// RFC 3217 §3.2 Triple-DES key unwrap (id-alg-CMS3DESwrap).
 ///
 /// `kek` is a 24-byte 3DES key. `wrapped` is normally 40 bytes (a 3DES CEK); like OpenSSL any
@@ -103,21 +110,7 @@ pub fn des3_key_unwrap(
     wrapped: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
     const OP: &str = "Triple-DES key unwrap";
-    if kek.len() != 24 {
-        return Err(bad_length(
-            OP,
-            format!("{}-byte key-encryption key", kek.len()),
-        ));
-    }
-    if !wrapped.len().is_multiple_of(8) || wrapped.len() < 24 {
-        return Err(bad_length(
-            OP,
-            format!(
-                "wrapped key is {} bytes (a multiple of 8, at least 24, is needed)",
-                wrapped.len()
-            ),
-        ));
-    }
+    check_lengths(OP, kek.len() == 24, kek, wrapped)?;
     let des = p.cbc_decryptor(BlockCipher::DesEde3, kek)?;
     // Outer pass: TEMP3 -> TEMP2 = reverse(TEMP3) = IV || TEMP1.
     let mut temp = Zeroizing::new(wrapped.to_vec());
