@@ -38,6 +38,30 @@ pub struct Ctx<'a> {
     pub stream_above: u64,
 }
 
+impl<'a> Ctx<'a> {
+    /// The context of one run; the trace header's time is now.
+    pub fn new(
+        dec: &'a Decryptor<'a>,
+        trace_header: bool,
+        verbose: u8,
+        try_all: bool,
+        stream_above: u64,
+    ) -> Self {
+        Ctx {
+            dec,
+            msg_opts: MessageOptions {
+                trace_header,
+                max_depth: crate::commands::decrypt::MAX_DEPTH,
+                timestamp: crate::report::now_rfc2822(),
+            },
+            verbose,
+            try_all,
+            names: Default::default(),
+            stream_above,
+        }
+    }
+}
+
 /// The DER/BER of a CMS item (its file may hold PEM or base64).
 pub fn cms_bytes(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     unseal_mailbox::single::decode_cms(input).unwrap_or(std::borrow::Cow::Borrowed(input))

@@ -13,7 +13,6 @@ use crate::args::{DecryptCmd, OutFormatArg};
 use crate::pipeline::{self, Counts, Ctx, MailboxJob, MailboxResult, Shared};
 use crate::progress::Progress;
 use crate::report::{Record, sha256_hex};
-use crate::uc::mime::MessageOptions;
 use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
 
 /// Nesting of envelopes inside envelopes that is still opened.
@@ -98,18 +97,13 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             return EXIT_FATAL;
         }
     };
-    let ctx = Ctx {
-        dec: &dec,
-        msg_opts: MessageOptions {
-            trace_header: !cmd.no_trace_header,
-            max_depth: MAX_DEPTH,
-            timestamp: crate::report::now_rfc2822(),
-        },
+    let ctx = Ctx::new(
+        &dec,
+        !cmd.no_trace_header,
         verbose,
-        try_all: cmd.try_all_keys,
-        names: Default::default(),
-        stream_above: cmd.stream_above,
-    };
+        cmd.try_all_keys,
+        cmd.stream_above,
+    );
 
     let mut seen = HashSet::new();
     let prepared: Vec<Prepared> = cmd

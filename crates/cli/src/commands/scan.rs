@@ -14,7 +14,6 @@ use crate::args::ScanCmd;
 use crate::pipeline::{self, Counts, Ctx, Scanned};
 use crate::progress::Progress;
 use crate::report::{Record, Report};
-use crate::uc::mime::MessageOptions;
 use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
 
 const BATCH: usize = 64;
@@ -53,19 +52,8 @@ pub fn run(cmd: &ScanCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             return EXIT_FATAL;
         }
     };
-    let ctx = Ctx {
-        dec: &dec,
-        msg_opts: MessageOptions {
-            trace_header: false,
-            max_depth: crate::commands::decrypt::MAX_DEPTH,
-            timestamp: crate::report::now_rfc2822(),
-        },
-        verbose,
-        try_all: cmd.try_all_keys,
-        names: Default::default(),
-        // Scan writes nothing, so nothing is streamed.
-        stream_above: u64::MAX,
-    };
+    // Scan writes nothing: no trace header, and nothing is streamed.
+    let ctx = Ctx::new(&dec, false, verbose, cmd.try_all_keys, u64::MAX);
     let progress = Progress::new(pipeline::total_size(&cmd.inputs), "scan");
     let missing: Mutex<Missing> = Mutex::new(BTreeMap::new());
     let results: Vec<BoxResult> = cmd
