@@ -1,13 +1,13 @@
-//! The default provider: aws-lc-rs, the fastest of the candidates measured here for RSA, AES and
-//! 3DES (figures in docs/performance.md; its 3DES is a little behind OpenSSL's per core). RC2 and
-//! CAST5 come from RustCrypto because aws-lc has neither; RSA keys under 2048 bits too (aws-lc
-//! refuses them);
+//! The default provider: aws-lc-rs, the fastest of the candidates measured here for RSA and AES
+//! (figures in docs/performance.md). DES and 3DES are the crate's own bitsliced implementation
+//! (`bitsliced_des`), several times faster than aws-lc's. RC2 and CAST5 come from RustCrypto
+//! because aws-lc has neither; RSA keys under 2048 bits too (aws-lc refuses them);
 //! OAEP with unusual hash pairs (SHA-224, or MGF1 hash != OAEP hash) from the `rsa` crate because
 //! aws-lc-rs only offers the four matched pairs.
 
 use super::{
     AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg, Hasher,
-    RsaPrivateKey, check_blocks, check_key_len, rustcrypto,
+    RsaPrivateKey, bitsliced_des, check_blocks, check_key_len, rustcrypto,
 };
 use crate::error::{Error, Result};
 use aws_lc_rs::{agreement, cipher, digest, rsa};
@@ -245,11 +245,11 @@ impl CryptoProvider for AwsLc {
             }
             BlockCipher::Cast5 => return Ok(Box::new(rustcrypto::cast5(key)?)),
             BlockCipher::Aes => aes_alg(key)?,
-            // Legacy on purpose: decrypting old mail is exactly what these are kept for.
-            #[allow(deprecated)]
-            BlockCipher::Des => &cipher::DES_FOR_LEGACY_USE_ONLY,
-            #[allow(deprecated)]
-            BlockCipher::DesEde3 => &cipher::DES_EDE3_FOR_LEGACY_USE_ONLY,
+            // Bitsliced, many blocks at once: several times faster than aws-lc's DES, which
+            // also refuses the weak keys a sender's random CEK can be.
+            BlockCipher::Des | BlockCipher::DesEde3 => {
+                return Ok(Box::new(bitsliced_des::DesCbc::new(key)?));
+            }
         };
         let unbound = cipher::UnboundCipherKey::new(alg, key);
         match unbound.and_then(cipher::DecryptingKey::cbc) {
@@ -257,11 +257,6 @@ impl CryptoProvider for AwsLc {
                 key,
                 block: c.block_len(),
             })),
-            // aws-lc refuses weak and degenerate DES keys. A sender's random CEK can be one (rarely),
-            // and the message must still open, so such keys go to the RustCrypto implementation.
-            Err(_) if matches!(c, BlockCipher::Des | BlockCipher::DesEde3) => {
-                rustcrypto::des_cbc(c, key)
-            }
             Err(_) => Err(Error::Crypto {
                 operation: "cipher key setup",
                 detail: format!("{c:?}"),

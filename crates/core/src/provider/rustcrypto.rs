@@ -65,7 +65,9 @@ pub(crate) fn cast5(key: &[u8]) -> Result<RustCryptoCbc<cast5::Cast5>> {
         })
 }
 
-/// DES / 3DES CBC from RustCrypto (the pure-Rust provider, and aws-lc's fallback for weak keys).
+/// DES / 3DES CBC from RustCrypto, for the pure-Rust provider (the default one uses
+/// `bitsliced_des`).
+#[cfg(feature = "pure-rust")]
 pub(crate) fn des_cbc(c: super::BlockCipher, key: &[u8]) -> Result<Box<dyn CbcDecrypt>> {
     use cipher::KeyInit;
     let err = |_| Error::Crypto {
