@@ -180,11 +180,23 @@ fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
     let mut chunk: Vec<u8> = Vec::with_capacity(BLOCK + 1024);
     let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    // Encoders write lines of one width (64 or 76 characters), so the next line end is first
+    // looked for where the last one was: one comparison instead of a search per line. A wrong
+    // guess that spans a shorter line takes its LF into the chunk, which the decoder refuses,
+    // and the filtering path then decodes the body: never a different result.
+    let mut width = None;
     while start < body.len() {
-        let end = ends.next()?;
-        let line = body.get(start..end)?.trim_ascii();
-        start = end + 1;
+        let rest = body.get(start..)?;
+        let end = match width {
+            Some(w) if rest.get(w) == Some(&b'\n') => w,
+            _ => {
+                let e = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                width = Some(e);
+                e
+            }
+        };
+        let line = rest.get(..end)?.trim_ascii();
+        start += end + 1;
         chunk.extend_from_slice(line);
         if chunk.len() >= BLOCK {
             let keep = chunk.len() - chunk.len() % 4;
@@ -507,6 +519,32 @@ mod base64_tests {
                 assert_eq!(decode_base64_filtered(&body), data[..len]);
             }
         }
+    }
+
+    /// The line-width guess: lines of changing width, and a guess that spans a short line
+    /// (its LF lands where the last width says a line ends), decode as the filtering path does.
+    #[test]
+    fn lines_of_changing_width_decode_alike() {
+        let data: Vec<u8> = (0..30_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        let mut rest = b64.as_bytes();
+        let mut body = Vec::new();
+        let widths = [64, 64, 8, 4, 3, 64, 76, 76, 1, 12, 76];
+        let mut i = 0;
+        while !rest.is_empty() {
+            let w = widths[i % widths.len()].min(rest.len());
+            body.extend_from_slice(&rest[..w]);
+            body.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n" });
+            rest = &rest[w..];
+            i += 1;
+        }
+        assert_eq!(decode_base64(&body), data);
+        // An 8-wide line, then a 3-wide and a 4-wide one: the second's guessed end (8 bytes
+        // on) is the third's LF.
+        let spans = b"QUJDREVG\nR0h\nJSkt\nMTU5PUFFSU1Q=\n";
+        assert_eq!(spans[9 + 8], b'\n');
+        assert!(decode_base64_lines(spans).is_none());
+        assert_eq!(decode_base64(spans), b"ABCDEFGHIJKLMNOPQRST");
     }
 
     #[test]
