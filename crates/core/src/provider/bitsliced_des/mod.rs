@@ -252,7 +252,7 @@ fn ecb_batch<const L: usize>(f: Feistel<L>, keys: &Keys, data: &mut [u8]) {
             rounds(f, &mut y, &mut x, k, *decrypt);
         }
     }
-    let (first, second) = if keys.0.len() % 2 == 1 {
+    let (mut first, mut second) = if keys.0.len() % 2 == 1 {
         (y, x)
     } else {
         (x, y)
@@ -269,6 +269,9 @@ fn ecb_batch<const L: usize>(f: Feistel<L>, keys: &Keys, data: &mut [u8]) {
     m.zeroize_lanes();
     x.zeroize_lanes();
     y.zeroize_lanes();
+    // `Lanes` is `Copy`: these are copies of the pre-output, not `x` and `y` themselves.
+    first.zeroize_lanes();
+    second.zeroize_lanes();
 }
 
 /// Plaintext bits must not stay behind on the stack.
