@@ -470,7 +470,7 @@ impl<'k> Decryptor<'k> {
         );
         // A streamed message is large: CBC decryption splits across every core (what 3DES
         // needs; AES hardly notices).
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = rayon::current_num_threads();
         Some((CbcStream::new(dec, iv).with_threads(threads), layer))
     }
 
@@ -644,7 +644,7 @@ impl<'k> Decryptor<'k> {
         // A big message uses every core (CBC decryption splits across blocks); small ones don't pay
         // for threads, the caller already runs many messages at once.
         let threads = if total >= 4 * 1024 * 1024 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            rayon::current_num_threads()
         } else {
             1
         };

@@ -579,8 +579,7 @@ impl MessageStream<'_, '_> {
         // Three stages on three threads: while block k is decrypted, block k+1 is hashed and
         // decoded, and the output of block k-1 written and hashed. SHA-256 (about 1.3 GB/s with
         // SHA-NI) costs as much as AES and base64 together, and 3DES keeps every core busy
-        // on its own, so the hashes run wherever a core is free. (A scoped thread per 2 MB block
-        // costs some microseconds; this crate stays free of a thread-pool dependency.)
+        // on its own, so the hashes run wherever a core of rayon's pool is free.
         let mut pos = body_start;
         let mut der_cur: Vec<u8> = Vec::new();
         let mut der_next: Vec<u8> = Vec::new();
@@ -606,31 +605,32 @@ impl MessageStream<'_, '_> {
                 break;
             }
             first = false;
-            let (a, b) = std::thread::scope(|scope| {
-                let a = scope.spawn(|| -> Result<(), StreamError> {
-                    if let Some(r) = next_block.clone() {
-                        let block = msg.get(r.clone()).unwrap_or(&[]);
-                        hash_in.update(block);
-                        decoder.decode(block, r.end >= msg.len(), &mut der_next)?;
-                    }
-                    Ok(())
-                });
-                let c = scope.spawn(|| -> Result<(), StreamError> {
-                    out.write_all(&plain_prev)?;
-                    hash_out.update(&plain_prev);
-                    Ok(())
-                });
-                plain.clear();
-                let b = dec.feed(&der_cur, &mut plain);
-                let failed = || {
-                    Err(StreamError::Failed(Error::Io {
-                        detail: "a hashing, decoding or writing thread failed".into(),
-                    }))
-                };
-                let a = a.join().unwrap_or_else(|_| failed());
-                let a = a.and(c.join().unwrap_or_else(|_| failed()));
-                (a, b)
-            });
+            // rayon's pool rather than two threads a block: a thread's exit madvises its
+            // stack away, which flushes the TLB of every core.
+            let ((a, c), b) = rayon::join(
+                || {
+                    rayon::join(
+                        || -> Result<(), StreamError> {
+                            if let Some(r) = next_block.clone() {
+                                let block = msg.get(r.clone()).unwrap_or(&[]);
+                                hash_in.update(block);
+                                decoder.decode(block, r.end >= msg.len(), &mut der_next)?;
+                            }
+                            Ok(())
+                        },
+                        || -> Result<(), StreamError> {
+                            out.write_all(&plain_prev)?;
+                            hash_out.update(&plain_prev);
+                            Ok(())
+                        },
+                    )
+                },
+                || {
+                    plain.clear();
+                    dec.feed(&der_cur, &mut plain)
+                },
+            );
+            let a = a.and(c);
             a?;
             b?;
             if let Some(r) = next_block {
