@@ -328,12 +328,19 @@ impl Decoder {
             out.extend_from_slice(block);
             return Ok(());
         }
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len())) {
-            if let Some(line) = block.get(start..end) {
-                self.carry.extend_from_slice(line.trim_ascii());
+        // Lines are found by guessing their width first (see `Base64Lines`); should a guess have
+        // taken an LF in, the block is gathered again line by line before anything is refused.
+        let left = self.carry.len();
+        let mut guess = true;
+        loop {
+            for line in detect::Base64Lines::new(block, guess) {
+                self.carry.extend_from_slice(line);
             }
-            start = end + 1;
+            if !guess || memchr::memchr(b'\n', &self.carry[left..]).is_none() {
+                break;
+            }
+            self.carry.truncate(left);
+            guess = false;
         }
         let mut keep = self.carry.len() - self.carry.len() % 4;
         if last {
@@ -761,6 +768,48 @@ mod tests {
             for chunk in [p.len(), 4096, 7, 1] {
                 assert_eq!(scan(p, chunk), None, "case {i} in chunks of {chunk}");
             }
+        }
+    }
+
+    /// Lines whose width changes, including a short line whose LF lies where the last width
+    /// says the next line ends: every split into blocks decodes to the same bytes, and the
+    /// stream does not give up on them.
+    #[test]
+    fn the_decoder_survives_a_wrong_line_width_guess() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 37 % 251) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        let mut body = Vec::new();
+        let mut rest = b64.as_bytes();
+        // 8 wide, then 3 and 4 wide (the 3-wide line's guessed end is the 4-wide one's LF),
+        // then 76 wide with CRLF.
+        for (i, w) in [8usize, 3, 4]
+            .into_iter()
+            .chain(std::iter::repeat(76))
+            .enumerate()
+        {
+            if rest.is_empty() {
+                break;
+            }
+            let w = w.min(rest.len());
+            body.extend_from_slice(&rest[..w]);
+            body.extend_from_slice(if i < 3 { b"\n" } else { b"\r\n" });
+            rest = &rest[w..];
+        }
+        assert_eq!(body[9 + 8], b'\n');
+        for block in [body.len(), 4096, 77, 13, 9] {
+            let mut d = Decoder {
+                base64: true,
+                carry: Vec::new(),
+            };
+            let mut got = Vec::new();
+            let mut out = Vec::new();
+            let pieces: Vec<&[u8]> = body.chunks(block).collect();
+            for (i, piece) in pieces.iter().enumerate() {
+                d.decode(piece, i + 1 == pieces.len(), &mut out)
+                    .unwrap_or_else(|_| panic!("blocks of {block}: refused"));
+                got.extend_from_slice(&out);
+            }
+            assert_eq!(got, data, "blocks of {block}");
         }
     }
 }

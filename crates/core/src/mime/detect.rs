@@ -171,32 +171,57 @@ pub(crate) fn decode_quanta_inplace(chars: &mut [u8]) -> Option<&mut [u8]> {
     base64_simd::forgiving_decode_inplace(chars).ok()
 }
 
+/// The lines of a base64 body, each trimmed of blanks and its CR. Encoders write lines of one
+/// width (64 or 76 characters), so with `guess` the next line end is first looked for where the
+/// last one was: one comparison instead of a search per line. A wrong guess (a shorter line
+/// whose LF lies exactly one width on) yields a "line" with an LF inside, which
+/// [`decode_quanta_inplace`] refuses: callers then take a path without guessing, so a guess
+/// never changes a result.
+pub(crate) struct Base64Lines<'a> {
+    rest: &'a [u8],
+    width: Option<usize>,
+    guess: bool,
+}
+
+impl<'a> Base64Lines<'a> {
+    pub(crate) fn new(body: &'a [u8], guess: bool) -> Self {
+        Base64Lines {
+            rest: body,
+            width: None,
+            guess,
+        }
+    }
+}
+
+impl<'a> Iterator for Base64Lines<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let end = match self.width {
+            Some(w) if self.guess && self.rest.get(w) == Some(&b'\n') => w,
+            _ => {
+                let e = memchr::memchr(b'\n', self.rest).unwrap_or(self.rest.len());
+                self.width = Some(e);
+                e
+            }
+        };
+        let (line, rest) = self.rest.split_at(end);
+        self.rest = rest.get(1..).unwrap_or(&[]);
+        Some(line.trim_ascii())
+    }
+}
+
 /// The fast path for well-formed bodies (lines of base64, any line ending, trailing blanks):
-/// lines are found with memchr and copied whole into a buffer decoded in large blocks by
-/// [`decode_quanta_inplace`]. `None` when anything else is in there; the filtering path then
-/// takes over.
+/// lines ([`Base64Lines`]) are copied whole into a buffer decoded in large blocks by
+/// [`decode_quanta_inplace`]. `None` when anything else is in there (or a line-width guess
+/// went wrong); the filtering path then takes over.
 fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
     const BLOCK: usize = 64 * 1024;
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
     let mut chunk: Vec<u8> = Vec::with_capacity(BLOCK + 1024);
-    let mut start = 0;
-    // Encoders write lines of one width (64 or 76 characters), so the next line end is first
-    // looked for where the last one was: one comparison instead of a search per line. A wrong
-    // guess that spans a shorter line takes its LF into the chunk, which the decoder refuses,
-    // and the filtering path then decodes the body: never a different result.
-    let mut width = None;
-    while start < body.len() {
-        let rest = body.get(start..)?;
-        let end = match width {
-            Some(w) if rest.get(w) == Some(&b'\n') => w,
-            _ => {
-                let e = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-                width = Some(e);
-                e
-            }
-        };
-        let line = rest.get(..end)?.trim_ascii();
-        start += end + 1;
+    for line in Base64Lines::new(body, true) {
         chunk.extend_from_slice(line);
         if chunk.len() >= BLOCK {
             let keep = chunk.len() - chunk.len() % 4;
