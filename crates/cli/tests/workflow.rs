@@ -157,6 +157,53 @@ fn decrypt_mbox_then_verify_then_detect_a_change() {
 }
 
 #[test]
+fn several_mailboxes_in_one_run_are_all_decrypted_whatever_the_pool_size() {
+    // As many mailboxes as pool threads, and more: each mailbox's loop waits for its own
+    // threads, which must not take the pool threads its batches need (two mailboxes on two
+    // threads once hung here). A hang fails the test at the timeout.
+    let t = tempfile::tempdir().unwrap();
+    let boxes: Vec<PathBuf> = (0..3)
+        .map(|i| t.path().join(format!("user{i}.mbox")))
+        .collect();
+    let counts: Vec<usize> = boxes.iter().map(|b| write_mbox(b, 3, &[])).collect();
+    for jobs in ["1", "2", "3"] {
+        let out = t.path().join(format!("out-{jobs}"));
+        let report = t.path().join(format!("r-{jobs}.jsonl"));
+        let mut c = unseal();
+        c.arg("decrypt")
+            .args(key_args())
+            .args(&boxes)
+            .arg("--out")
+            .arg(&out)
+            .arg("--report")
+            .arg(&report)
+            .arg("--jobs")
+            .arg(jobs)
+            .timeout(Duration::from_secs(120));
+        c.assert().code(0);
+        for (b, n) in boxes.iter().zip(&counts) {
+            let name = b.file_name().unwrap();
+            assert_eq!(
+                mbox_messages(&out.join(name)),
+                *n,
+                "--jobs {jobs}: {name:?}"
+            );
+            assert_eq!(
+                count_enveloped(&out.join(name)),
+                0,
+                "--jobs {jobs}: {name:?}"
+            );
+        }
+        let lines = report_lines(&report);
+        let items = lines.iter().filter(|l| l.get("item").is_some()).count();
+        assert_eq!(items, counts.iter().sum::<usize>(), "--jobs {jobs}");
+        let mut v = unseal();
+        v.arg("verify").args(&boxes).arg("--out").arg(&out);
+        v.timeout(Duration::from_secs(120)).assert().code(0);
+    }
+}
+
+#[test]
 fn no_key_item_is_copied_unchanged_and_exit_1() {
     let t = tempfile::tempdir().unwrap();
     let mbox = t.path().join("box.mbox");

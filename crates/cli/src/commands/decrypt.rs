@@ -1,12 +1,13 @@
-//! `unseal decrypt`: every INPUT into DIR/B, in parallel across mailboxes and items, resumable.
+//! `unseal decrypt`: every INPUT into DIR/B, a few mailboxes at once and their items in parallel,
+//! resumable.
 //! With `--in-place --backup DIR`: the original is copied to the backup (hash checked), the
 //! output is produced beside the original and renamed over it.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use rayon::prelude::*;
 use unseal_mailbox::{Format, OutFormat};
 
 use crate::args::{DecryptCmd, OutFormatArg};
@@ -119,10 +120,7 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         progress: &progress,
         stop,
     };
-    let results: Vec<MailboxResult> = prepared
-        .into_par_iter()
-        .map(|p| run_one(p, &shared))
-        .collect();
+    let results = run_all(prepared, &shared);
     let rate = progress.finish();
 
     let mut total = Counts::default();
@@ -306,6 +304,41 @@ fn prepare(
         name,
         in_place,
     }
+}
+
+/// At most this many mailboxes are decrypted at once. Each one's items already spread over every
+/// pool thread; a few at once keep the pool busy through the start and end of small mailboxes
+/// (small first batches, the last fsync) while bounding the batches held in memory.
+const MAX_MAILBOXES_AT_ONCE: usize = 4;
+
+/// Runs every mailbox, a few at once, each on a thread of its own rather than on the rayon pool:
+/// a mailbox's loop waits (plain `join`s) for its writer and for the thread that hands its batch
+/// to the pool. A pool thread waiting so runs no pool work, so with as many mailboxes as pool
+/// threads nothing would be left to decrypt their batches (a `decrypt` of two mailboxes on two
+/// cores hung this way). Results come back in input order.
+fn run_all(prepared: Vec<Prepared>, sh: &Shared<'_>) -> Vec<MailboxResult> {
+    let n = prepared.len();
+    let width = rayon::current_num_threads()
+        .clamp(1, MAX_MAILBOXES_AT_ONCE)
+        .min(n);
+    let queue = Mutex::new(prepared.into_iter().enumerate());
+    let done = Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|scope| {
+        for _ in 0..width {
+            scope.spawn(|| {
+                loop {
+                    // A panic elsewhere poisons the lock; the queue itself is still sound.
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((i, p)) = next else { break };
+                    let r = run_one(p, sh);
+                    done.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 fn run_one(p: Prepared, sh: &Shared<'_>) -> MailboxResult {
