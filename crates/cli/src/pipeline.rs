@@ -728,7 +728,7 @@ fn run_mailbox_inner(
                     let id = e.item().to_string();
                     let mut rec =
                         Record::new(&job.name, &id, item_name(&job.name, &id, indexed), "failed");
-                    rec.reason = Some(format!("cannot read: {e}"));
+                    rec.reason = Some(unread_reason(&e));
                     res.note(sh, &rec, false);
                 }
             }
@@ -778,6 +778,15 @@ fn run_mailbox_inner(
     }
     res.output = Some(out);
     Ok(())
+}
+
+/// Why an item the source could not hand over failed: a read error, or (`Unsupported`) a
+/// mailbox inside a folder, whose error already says what to do.
+pub fn unread_reason(e: &MailboxError) -> String {
+    match e {
+        MailboxError::Unsupported { .. } => e.to_string(),
+        _ => format!("cannot read: {e}"),
+    }
 }
 
 /// Reads the next batch's worth of items (bounded by count and bytes); `true` once the source

@@ -204,6 +204,95 @@ fn several_mailboxes_in_one_run_are_all_decrypted_whatever_the_pool_size() {
 }
 
 #[test]
+fn mailboxes_inside_a_folder_fail_loudly_and_verify_is_not_safe() {
+    // A folder of exports holding an mbox and a Maildir beside an .eml: copying those two as
+    // stray files would carry their encrypted messages over unread, and verify would then
+    // call the folder safe to destroy the keys for.
+    let t = tempfile::tempdir().unwrap();
+    let exports = t.path().join("exports");
+    std::fs::create_dir_all(exports.join("bob/cur")).unwrap();
+    std::fs::create_dir_all(exports.join("bob/new")).unwrap();
+    std::fs::write(exports.join("carol.eml"), msg("aes128-cbc.der.eml")).unwrap();
+    write_mbox(&exports.join("alice.mbox"), 1, &[]);
+    std::fs::write(
+        exports.join("bob/cur/1.host:2,S"),
+        msg("aes256-cbc.ber.eml"),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+
+    let scan = unseal()
+        .arg("scan")
+        .args(key_args())
+        .arg(&exports)
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&scan.get_output().stderr).to_string();
+    assert!(
+        err.contains("alice.mbox: an mbox mailbox inside the folder"),
+        "{err}"
+    );
+
+    decrypt(&exports, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let lines = report_lines(&report);
+    let by_item = |item: &str| {
+        lines
+            .iter()
+            .find(|l| l["item"] == item)
+            .unwrap_or_else(|| panic!("no line for {item}: {lines:?}"))
+            .clone()
+    };
+    assert_eq!(by_item("exports/carol.eml")["status"], "decrypted");
+    for (item, what) in [
+        ("exports/alice.mbox", "an mbox mailbox"),
+        ("exports/bob", "a Maildir"),
+    ] {
+        let l = by_item(item);
+        assert_eq!(l["status"], "failed", "{l}");
+        let why = l["reason"].as_str().unwrap();
+        assert!(
+            why.contains(what) && why.contains("as an input of its own"),
+            "{why}"
+        );
+    }
+    assert!(
+        !out.join("exports/alice.mbox").exists(),
+        "nested mbox copied unread"
+    );
+    assert!(
+        !out.join("exports/bob").exists(),
+        "nested Maildir copied unread"
+    );
+
+    let v = verify(&exports, &out).assert().code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(stdout.contains("NOT safe"), "{stdout}");
+    assert!(
+        stdout.contains("exports/alice.mbox") && stdout.contains("exports/bob"),
+        "{stdout}"
+    );
+
+    // As inputs of their own, both decrypt and verify.
+    let nested = [exports.join("alice.mbox"), exports.join("bob")];
+    let out2 = t.path().join("out2");
+    let mut c = unseal();
+    c.arg("decrypt")
+        .args(key_args())
+        .args(&nested)
+        .arg("--out")
+        .arg(&out2);
+    c.assert().code(0);
+    let mut v = unseal();
+    v.arg("verify").args(&nested).arg("--out").arg(&out2);
+    v.assert().code(0);
+}
+
+#[test]
 fn no_key_item_is_copied_unchanged_and_exit_1() {
     let t = tempfile::tempdir().unwrap();
     let mbox = t.path().join("box.mbox");

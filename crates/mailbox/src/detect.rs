@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::{Error, Format, maildir};
 
 const CFB_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
-const PST_MAGIC: &[u8] = b"!BDN";
+pub(crate) const PST_MAGIC: &[u8] = b"!BDN";
 /// DER of OID 1.2.840.113549.1.7 (PKCS #7 content types), as it follows the outer SEQUENCE
 /// header of a ContentInfo.
 const PKCS7_OID_PREFIX: &[u8] = &[0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07];

@@ -1,6 +1,8 @@
 //! EML trees: a folder of `.eml` files at any depth. Every other regular file is passed through
-//! (copied unchanged) so the output tree is complete. Relative paths and modification times are
-//! kept. Symbolic links are not followed (they could point outside the tree) and are reported.
+//! (copied unchanged) so the output tree is complete, except mailboxes (mbox and PST files,
+//! Maildir folders), which are reported as errors: see [`nested_mailbox_error`]. Relative paths
+//! and modification times are kept. Symbolic links are not followed (they could point outside
+//! the tree) and are reported.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -47,6 +49,33 @@ fn msg_item(path: &Path, rel: PathBuf, body: Body) -> (ItemKind, PathBuf, Body) 
     }
 }
 
+/// Whether a file's bytes are a whole mailbox: an mbox (a From_ line first) or a PST.
+fn mailbox_file(bytes: &[u8]) -> Option<&'static str> {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    if crate::mbox::is_from_line(first_line) {
+        Some("an mbox mailbox")
+    } else if bytes.starts_with(crate::detect::PST_MAGIC) {
+        Some("a PST file")
+    } else {
+        None
+    }
+}
+
+/// A mailbox inside a tree is not opened: copied like a stray file, its encrypted messages would
+/// pass through unread and `verify` would call the tree safe. It is reported instead (and not
+/// copied), saying how to decrypt it.
+fn nested_mailbox_error(id: String, path: &Path, what: &str) -> Error {
+    Error::unsupported(
+        id,
+        format!(
+            "{what} inside the folder is not opened here (its encrypted messages would be copied \
+             unread); decrypt it as an input of its own: unseal decrypt ... {}",
+            path.display()
+        ),
+    )
+}
+
 /// Walks a tree in sorted order (by file name at each level, so runs are reproducible).
 pub struct TreeReader {
     root: PathBuf,
@@ -88,6 +117,15 @@ impl Iterator for TreeReader {
             };
             let ft = entry.file_type();
             if ft.is_dir() {
+                if entry.depth() > 0 && crate::maildir::is_maildir(entry.path()) {
+                    let id = entry
+                        .path()
+                        .strip_prefix(&self.root)
+                        .map_or_else(|_| entry.path().display().to_string(), rel_id);
+                    let err = nested_mailbox_error(id, entry.path(), "a Maildir");
+                    self.walk.skip_current_dir();
+                    return Some(Err(err));
+                }
                 continue;
             }
             let path = entry.path();
@@ -118,6 +156,8 @@ impl Iterator for TreeReader {
                 (ItemKind::Message, rel, body)
             } else if is_msg(&rel) {
                 msg_item(path, rel, body)
+            } else if let Some(what) = mailbox_file(body.bytes()) {
+                return Some(Err(nested_mailbox_error(id, path, what)));
             } else if crate::single::is_envelope_file(body.bytes(), &rel) {
                 // An encrypted blob under any name: decrypted in place of a copy, or it would
                 // be missed when the key is destroyed. The body stays the file's own bytes.
@@ -235,6 +275,69 @@ mod tests {
     use super::*;
     use std::fs;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn mailboxes_inside_a_tree_are_reported_not_copied() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("exports");
+        let files: [(&str, &[u8]); 8] = [
+            ("a.eml", b"Subject: a\n\nA"),
+            (
+                "alice.mbox",
+                b"From alice@example.org Mon Jun  3 12:50:27 1996\nSubject: x\n\nx\n",
+            ),
+            (
+                "Inbox",
+                b"\xEF\xBB\xBFFrom - Mon Jun  3 12:50:27 1996\r\nSubject: y\r\n\r\ny\r\n",
+            ),
+            ("bob/cur/1.host:2,S", b"Subject: b\n\nB"),
+            ("bob/new/.keep", b""),
+            ("carol.pst", b"!BDN\x00\x00"),
+            ("letter.txt", b"From Russia with love\n"),
+            (
+                "z/c.eml",
+                b"From alice@example.org Mon Jun  3 12:50:27 1996\nSubject: c\n\nC",
+            ),
+        ];
+        for (rel, data) in files {
+            let p = src.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, data).unwrap();
+        }
+        let got: Vec<(String, Option<ItemKind>)> = TreeReader::open(&src)
+            .unwrap()
+            .map(|r| match r {
+                Ok(i) => (i.id, Some(i.kind)),
+                Err(e) => (e.to_string(), None),
+            })
+            .collect();
+        let ids: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(got.len(), 7, "{ids:?}");
+        // Plain files and .eml messages as before, an .eml with a From_ line included.
+        assert_eq!(got[1], ("a.eml".into(), Some(ItemKind::Message)));
+        assert_eq!(got[5], ("letter.txt".into(), Some(ItemKind::Passthrough)));
+        assert_eq!(got[6], ("z/c.eml".into(), Some(ItemKind::Message)));
+        // The mailboxes: errors naming each and the way out; the Maildir's files not walked.
+        for (i, name, what) in [
+            (0, "Inbox", "an mbox mailbox"),
+            (2, "alice.mbox", "an mbox mailbox"),
+            (3, "bob", "a Maildir"),
+            (4, "carol.pst", "a PST file"),
+        ] {
+            let (msg, kind) = &got[i];
+            assert_eq!(*kind, None, "{msg}");
+            assert!(
+                msg.starts_with(&format!("{name}: {what} inside the folder")),
+                "{msg}"
+            );
+            assert!(msg.contains("decrypt it as an input of its own"), "{msg}");
+            assert!(msg.contains(&src.join(name).display().to_string()), "{msg}");
+        }
+        assert!(
+            !ids.iter().any(|i| i.starts_with("bob/")),
+            "Maildir files walked: {ids:?}"
+        );
+    }
 
     #[test]
     fn round_trip_keeps_paths_kinds_and_mtimes() {

@@ -165,7 +165,7 @@ fn scan_box(
                         crate::report::item_name(&name, &id, indexed),
                         "failed",
                     );
-                    rec.reason = Some(format!("cannot read: {e}"));
+                    rec.reason = Some(pipeline::unread_reason(&e));
                     progress.println(&format!("unseal: {}: failed: {e}", rec.item));
                     res.counts.add("failed");
                     report.item(&rec);

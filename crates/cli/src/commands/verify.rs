@@ -254,9 +254,25 @@ fn verify_box(
         let it = match it {
             Ok(it) => it,
             Err(e) => {
-                problems.push(format!("{name}: input unreadable: {e}"));
+                // A mailbox inside a folder was not decrypted with it; anything else could not
+                // be read. Either way the copy is not proven.
+                let nested = matches!(e, unseal_mailbox::Error::Unsupported { .. });
+                let (status, reason) = if nested {
+                    ("undecrypted", e.to_string())
+                } else {
+                    ("missing", format!("input unreadable: {e}"))
+                };
+                let id = e.item().to_string();
+                let mut rec = Record::new(name, &id, item_name(name, &id, indexed), status);
+                rec.reason = Some(reason.clone());
+                report.item(&rec);
+                problems.push(format!("{}: {status}: {reason}", rec.item));
                 c.items += 1;
-                c.missing += 1;
+                if nested {
+                    c.undecrypted += 1;
+                } else {
+                    c.missing += 1;
+                }
                 continue;
             }
         };
