@@ -525,6 +525,9 @@ pub struct MailboxJob {
     pub journal_root: PathBuf,
     /// In-place runs mark the journal complete only after the original was replaced.
     pub defer_complete: bool,
+    /// The input is the decrypted copy an earlier `--in-place` run put in place of the
+    /// original: its journal is replayed, the input's change since then is that run's own.
+    pub replaced: bool,
 }
 
 pub struct MailboxResult {
@@ -632,6 +635,23 @@ fn run_mailbox_inner(
             input_stamp.as_deref().unwrap_or("?")
         ));
         jr.restart()?;
+    }
+    // Complete, but mail arrived since: a file (mbox, PST, single message) whose size or mtime
+    // changed is decrypted again from the start; a folder has no such stamp, so its items are
+    // looked at again, those the earlier run wrote skipped, the new ones decrypted. Replaying
+    // the old records instead would exit 0 with the new messages left encrypted.
+    if jr.complete && !job.replaced {
+        if jr.input_stamp.is_some() && jr.input_stamp != input_stamp {
+            sh.progress.println(&format!(
+                "unseal: {}: the input changed since the earlier, complete run ({} then, {} now); decrypting again",
+                job.name,
+                jr.input_stamp.as_deref().unwrap_or("?"),
+                input_stamp.as_deref().unwrap_or("?")
+            ));
+            jr.restart()?;
+        } else if input_stamp.is_none() && job.input.is_dir() {
+            jr.complete = false;
+        }
     }
     if jr.complete
         && jr

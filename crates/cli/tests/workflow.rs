@@ -293,6 +293,52 @@ fn mailboxes_inside_a_folder_fail_loudly_and_verify_is_not_safe() {
 }
 
 #[test]
+fn mail_that_arrives_after_a_complete_run_is_decrypted_by_the_next() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    let n = write_mbox(&mbox, 1, &[]);
+    let md = t.path().join("md");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("cur/1.host:2,S"), msg("aes128-cbc.der.eml")).unwrap();
+    let out = t.path().join("out");
+    let run = |report: &std::path::Path| {
+        let mut c = unseal();
+        c.arg("decrypt")
+            .args(key_args())
+            .arg(&mbox)
+            .arg(&md)
+            .arg("--out")
+            .arg(&out)
+            .arg("--report")
+            .arg(report)
+            .timeout(Duration::from_secs(120));
+        c.assert().code(0);
+    };
+    run(&t.path().join("r1.jsonl"));
+    // New mail: one more message at the end of the mbox, one in the Maildir's new/.
+    let mut more = std::fs::read(&mbox).unwrap();
+    more.extend_from_slice(b"From alice@example.org Mon Jun  3 12:50:27 1996\n");
+    more.extend_from_slice(&msg("aes256-cbc.ber.eml"));
+    more.extend_from_slice(b"\n");
+    std::fs::write(&mbox, more).unwrap();
+    std::fs::write(md.join("new/2.host"), msg("aes256-gcm.der.eml")).unwrap();
+    let r2 = t.path().join("r2.jsonl");
+    run(&r2);
+    assert_eq!(mbox_messages(&out.join("box.mbox")), n + 1);
+    assert_eq!(count_enveloped(&out.join("box.mbox")), 0);
+    let new_md = std::fs::read(out.join("md/new/2.host")).expect("the new Maildir message");
+    assert!(!String::from_utf8_lossy(&new_md).contains("enveloped-data"));
+    let lines = report_lines(&r2);
+    let md_new = lines.iter().find(|l| l["item"] == "md/new/2.host").unwrap();
+    assert_eq!(md_new["status"], "decrypted");
+    let mut v = unseal();
+    v.arg("verify").arg(&mbox).arg(&md).arg("--out").arg(&out);
+    v.assert().code(0);
+}
+
+#[test]
 fn no_key_item_is_copied_unchanged_and_exit_1() {
     let t = tempfile::tempdir().unwrap();
     let mbox = t.path().join("box.mbox");
