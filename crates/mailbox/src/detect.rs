@@ -20,7 +20,7 @@ fn ext_is(path: &Path, exts: &[&str]) -> bool {
 }
 
 /// Whether the first line looks like an RFC 5322 header field ("Name: value").
-fn looks_like_headers(head: &[u8]) -> bool {
+pub(crate) fn looks_like_headers(head: &[u8]) -> bool {
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
     match memchr::memchr(b':', line) {
         Some(i) if i > 0 => line
@@ -28,6 +28,18 @@ fn looks_like_headers(head: &[u8]) -> bool {
             .is_some_and(|n| n.iter().all(|&b| (33..=126).contains(&b))),
         _ => false,
     }
+}
+
+/// Whether the bytes mention `pkcs7-mime` (any case), the media type of every S/MIME envelope
+/// (`application/pkcs7-mime`, `application/x-pkcs7-mime`): a file that does may hold encrypted
+/// mail whatever its name.
+pub fn mentions_pkcs7_mime(data: &[u8]) -> bool {
+    memchr::memmem::find_iter(data, b"7-").any(|i| {
+        i >= 4
+            && data
+                .get(i - 4..i + 6)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"pkcs7-mime"))
+    })
 }
 
 fn looks_like_base64(head: &[u8]) -> bool {

@@ -136,11 +136,14 @@ impl MaildirReader {
         }
         let mut folders = vec![String::new()];
         for (name, ft) in sorted_names(root)? {
+            // A Maildir++ folder with cur/ but no new/ (or the reverse) is still a folder:
+            // skipping it would leave its messages out without a word.
+            let dir = root.join(&name);
             if ft.is_dir()
                 && name.starts_with('.')
                 && name != "."
                 && name != ".."
-                && is_maildir(&root.join(&name))
+                && (dir.join("cur").is_dir() || dir.join("new").is_dir())
             {
                 folders.push(name);
             }
@@ -171,6 +174,9 @@ impl MaildirReader {
             }
             for sub in [MaildirSub::Cur, MaildirSub::New] {
                 let sdir = fdir.join(sub.as_str());
+                if !folder.is_empty() && !sdir.exists() {
+                    continue;
+                }
                 match sorted_names(&sdir) {
                     Ok(names) => {
                         for (name, ft) in names {
@@ -195,11 +201,56 @@ impl MaildirReader {
                 }
             }
         }
+        entries.extend(stray_smime(root, &entries));
         Ok(MaildirReader {
             root: root.to_path_buf(),
             entries: entries.into_iter(),
         })
     }
+}
+
+/// Files of the Maildir that are not its messages or bookkeeping (in `tmp/`, in a folder that
+/// is not `cur/`, `new/` or a `.Folder`, like `archive/2019/`) and that mention S/MIME: each is
+/// an error entry. They are not read as messages, and left out without a word they would let
+/// `verify` call the mailbox safe while they stay encrypted.
+fn stray_smime(
+    root: &Path,
+    listed: &[Result<MaildirMeta, Error>],
+) -> Vec<Result<MaildirMeta, Error>> {
+    let known: HashSet<PathBuf> = listed
+        .iter()
+        .filter_map(|e| e.as_ref().ok().map(MaildirMeta::rel_path))
+        .collect();
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let name = entry.file_name().to_string_lossy();
+        if known.contains(rel)
+            || name.starts_with(atomic::TEMP_PREFIX)
+            || name.starts_with("dovecot.index")
+        {
+            continue;
+        }
+        let mentions =
+            load_file(entry.path()).is_ok_and(|b| crate::detect::mentions_pkcs7_mime(b.bytes()));
+        if mentions {
+            out.push(Err(Error::unsupported(
+                rel.display(),
+                "mentions S/MIME (pkcs7-mime) but is not a message of this Maildir (only cur/ \
+                 and new/ of the top and of .Folder folders are); it is not decrypted or copied. \
+                 Move it into a cur/ folder, or decrypt it as an input of its own",
+            )));
+        }
+    }
+    out
 }
 
 impl Iterator for MaildirReader {
@@ -479,6 +530,41 @@ mod tests {
         }
         assert!(root.join("tmp").is_dir() && root.join(".Work.Old/tmp").is_dir());
         assert!(!root.join("dovecot.index.cache").exists());
+    }
+
+    #[test]
+    fn smime_outside_cur_and_new_is_reported_and_half_made_folders_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let md = d.path().join("md");
+        let smime: &[u8] = b"Subject: s\nContent-Type: application/pkcs7-mime\n\nMIAG\n";
+        let files: [(&str, &[u8]); 6] = [
+            ("cur/1.a:2,S", smime),
+            ("new/.keep", b""),
+            ("tmp/2.a", smime),
+            ("archive/2019/old.eml", smime),
+            (".Archive/cur/5.b:2,S", smime),
+            ("courierimapkeywords/:list", b"$Label1\n"),
+        ];
+        for (rel, data) in files {
+            let p = md.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, data).unwrap();
+        }
+        let got: Vec<Result<(String, ItemKind), String>> = MaildirReader::open(&md)
+            .unwrap()
+            .map(|r| r.map(|i| (i.id, i.kind)).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], Ok(("cur/1.a:2,S".into(), ItemKind::Message)));
+        // .Archive has cur/ but no new/: still a folder, its message read.
+        assert_eq!(
+            got[1],
+            Ok((".Archive/cur/5.b:2,S".into(), ItemKind::Message))
+        );
+        for (i, rel) in [(2, "archive/2019/old.eml"), (3, "tmp/2.a")] {
+            let e = got[i].as_ref().unwrap_err();
+            assert!(e.starts_with(&format!("{rel}: mentions S/MIME")), "{e}");
+        }
     }
 
     #[test]

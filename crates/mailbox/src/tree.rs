@@ -162,6 +162,23 @@ impl Iterator for TreeReader {
                 // An encrypted blob under any name: decrypted in place of a copy, or it would
                 // be missed when the key is destroyed. The body stays the file's own bytes.
                 (ItemKind::Cms, rel, body)
+            } else if crate::detect::mentions_pkcs7_mime(body.bytes()) {
+                // S/MIME under another name than .eml (MH and Claws folders name messages by
+                // number, a saved message may be .txt): a message is opened like an .eml and
+                // written back under its own name; anything else is reported, never copied
+                // over unread.
+                let text = body.bytes();
+                let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+                if crate::detect::looks_like_headers(text) {
+                    (ItemKind::Message, rel, body)
+                } else {
+                    return Some(Err(Error::unsupported(
+                        id,
+                        "mentions S/MIME (pkcs7-mime) but does not start with header fields, \
+                         so it is not a message unseal can open; it is not copied. Convert it \
+                         to an .eml (or remove the mention) and run again",
+                    )));
+                }
             } else {
                 (ItemKind::Passthrough, rel, body)
             };
@@ -275,6 +292,42 @@ mod tests {
     use super::*;
     use std::fs;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn smime_under_other_names_is_opened_or_reported_never_passed_through() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("mh");
+        let smime: &[u8] = b"Subject: s\nContent-Type: application/x-PKCS7-mime; smime-type=enveloped-data\n\nMIAG\n";
+        let files: [(&str, &[u8]); 5] = [
+            ("inbox/1", smime),
+            ("inbox/2", b"Subject: plain\n\nno envelope here\n"),
+            ("saved.txt", smime),
+            (
+                "a.emlx",
+                b"1234\nSubject: s\nContent-Type: application/pkcs7-mime\n\nMIAG\n",
+            ),
+            ("notes.txt", b"keys to rotate: pkcs7 and mime are words\n"),
+        ];
+        for (rel, data) in files {
+            let p = src.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, data).unwrap();
+        }
+        let got: Vec<(String, Option<ItemKind>)> = TreeReader::open(&src)
+            .unwrap()
+            .map(|r| match r {
+                Ok(i) => (i.id, Some(i.kind)),
+                Err(e) => (e.to_string(), None),
+            })
+            .collect();
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got[0].0.starts_with("a.emlx: mentions S/MIME"), "{got:?}");
+        assert_eq!(got[0].1, None);
+        assert_eq!(got[1], ("inbox/1".into(), Some(ItemKind::Message)));
+        assert_eq!(got[2], ("inbox/2".into(), Some(ItemKind::Passthrough)));
+        assert_eq!(got[3], ("notes.txt".into(), Some(ItemKind::Passthrough)));
+        assert_eq!(got[4], ("saved.txt".into(), Some(ItemKind::Message)));
+    }
 
     #[test]
     fn mailboxes_inside_a_tree_are_reported_not_copied() {
