@@ -339,6 +339,96 @@ fn mail_that_arrives_after_a_complete_run_is_decrypted_by_the_next() {
 }
 
 #[test]
+fn smime_files_not_named_eml_are_decrypted_or_reported() {
+    let t = tempfile::tempdir().unwrap();
+    // An MH-style folder: messages named by number.
+    let mh = t.path().join("mh");
+    std::fs::create_dir_all(mh.join("inbox")).unwrap();
+    std::fs::write(mh.join("inbox/1"), msg("aes128-cbc.der.eml")).unwrap();
+    std::fs::write(mh.join("inbox/2"), plain(2)).unwrap();
+    // A Maildir with an encrypted message kept outside cur/ and new/.
+    let md = t.path().join("md");
+    for sub in ["cur", "new", "tmp", "archive"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("cur/1.host:2,S"), msg("aes256-cbc.ber.eml")).unwrap();
+    std::fs::write(md.join("archive/old.eml"), msg("aes128-cbc.der.eml")).unwrap();
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    let mut c = unseal();
+    c.arg("decrypt")
+        .args(key_args())
+        .arg(&mh)
+        .arg(&md)
+        .arg("--out")
+        .arg(&out)
+        .arg("--report")
+        .arg(&report);
+    c.assert().code(1);
+    let lines = report_lines(&report);
+    let status = |item: &str| {
+        lines
+            .iter()
+            .find(|l| l["item"] == item)
+            .map(|l| l["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("mh/inbox/1").as_deref(), Some("decrypted"));
+    // Without a mention of S/MIME a file not named .eml is still a stray file, copied.
+    assert_eq!(status("mh/inbox/2").as_deref(), Some("skipped"));
+    assert_eq!(status("md/cur/1.host:2,S").as_deref(), Some("decrypted"));
+    assert_eq!(status("md/archive/old.eml").as_deref(), Some("failed"));
+    assert_eq!(count_enveloped(&out.join("mh/inbox/1")), 0);
+    verify(&mh, &out).assert().code(0);
+    let v = verify(&md, &out).assert().code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(
+        stdout.contains("archive/old.eml") && stdout.contains("NOT safe"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_output_inside_any_input_stops_the_run_before_it_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("a.eml"), msg("aes128-cbc.der.eml")).unwrap();
+    let mbox = t.path().join("b.mbox");
+    write_mbox(&mbox, 1, &[]);
+    let before = std::fs::read_dir(&tree).unwrap().count();
+    for out in [tree.join("dec"), tree.join("./x/../dec2")] {
+        let mut c = unseal();
+        c.arg("decrypt")
+            .args(key_args())
+            .arg(&mbox)
+            .arg(&tree)
+            .arg("--out")
+            .arg(&out);
+        let a = c.assert().code(2);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        assert!(err.contains("is inside the input"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&tree).unwrap().count(),
+            before,
+            "wrote into the input"
+        );
+    }
+    let mut c = unseal();
+    c.arg("decrypt")
+        .args(key_args())
+        .arg(&tree)
+        .arg("--in-place")
+        .arg("--backup")
+        .arg(tree.join("bak"));
+    c.assert().code(2);
+    assert_eq!(
+        std::fs::read_dir(&tree).unwrap().count(),
+        before,
+        "wrote into the input"
+    );
+}
+
+#[test]
 fn no_key_item_is_copied_unchanged_and_exit_1() {
     let t = tempfile::tempdir().unwrap();
     let mbox = t.path().join("box.mbox");

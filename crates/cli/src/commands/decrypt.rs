@@ -72,6 +72,22 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             return EXIT_FATAL;
         }
     };
+    // Before anything is written: a folder this run writes must not lie inside any input, or
+    // the other inputs' decrypted copies (and journals) would land in that input.
+    for (what, dir) in [
+        ("--out", cmd.out.as_ref()),
+        ("--backup", cmd.backup.as_ref()),
+    ] {
+        let Some(dir) = dir else { continue };
+        if let Some(input) = cmd.inputs.iter().find(|i| i.is_dir() && inside(dir, i)) {
+            log(&format!(
+                "{what} {} is inside the input {}: decrypted mail would be written into an input; choose a folder outside every input",
+                dir.display(),
+                input.display()
+            ));
+            return EXIT_FATAL;
+        }
+    }
     if let Err(e) = unseal_mailbox::atomic::create_dir_all_private(&journal_root) {
         log(&format!("{}: cannot create: {e}", journal_root.display()));
         return EXIT_FATAL;
@@ -306,6 +322,29 @@ fn prepare(
         name,
         in_place,
     }
+}
+
+/// Whether `path` is `dir` or below it, comparing absolute paths with symbolic links resolved
+/// as far as they exist (`path` may not exist yet).
+fn inside(path: &Path, dir: &Path) -> bool {
+    fn resolve(p: &Path) -> PathBuf {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut missing = Vec::new();
+        let mut cur = abs.as_path();
+        loop {
+            if let Ok(c) = std::fs::canonicalize(cur) {
+                return missing.iter().rev().fold(c, |acc, part| acc.join(part));
+            }
+            match (cur.parent(), cur.file_name()) {
+                (Some(parent), Some(name)) => {
+                    missing.push(name.to_os_string());
+                    cur = parent;
+                }
+                _ => return abs,
+            }
+        }
+    }
+    resolve(path).starts_with(resolve(dir))
 }
 
 /// At most this many mailboxes are decrypted at once. Each one's items already spread over every
