@@ -594,6 +594,42 @@ fn in_place_with_backup_round_trips() {
 }
 
 #[test]
+fn in_place_maildir_backup_keeps_empty_folders_and_mtimes_and_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let md = t.path().join("live/md");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    let file = md.join("cur/1.host:2,S");
+    std::fs::write(&file, msg("aes128-cbc.der.eml")).unwrap();
+    let then = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    let backup = t.path().join("bak");
+    let mut c = unseal();
+    c.arg("decrypt")
+        .args(key_args())
+        .arg(&md)
+        .arg("--in-place")
+        .arg("--backup")
+        .arg(&backup);
+    c.assert().code(0);
+    for sub in ["cur", "new", "tmp"] {
+        assert!(backup.join("md").join(sub).is_dir(), "backup lacks {sub}/");
+    }
+    let copied = std::fs::metadata(backup.join("md/cur/1.host:2,S")).unwrap();
+    assert_eq!(copied.modified().unwrap(), then, "backup lost the mtime");
+    // The documented check: the backup is the input, the replaced folder's parent the output.
+    verify(&backup.join("md"), &t.path().join("live"))
+        .assert()
+        .code(0);
+}
+
+#[test]
 fn usage_errors_exit_2() {
     unseal().assert().code(2);
     let t = tempfile::tempdir().unwrap();

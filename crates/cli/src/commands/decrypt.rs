@@ -13,7 +13,7 @@ use unseal_mailbox::{Format, OutFormat};
 use crate::args::{DecryptCmd, OutFormatArg};
 use crate::pipeline::{self, Counts, Ctx, MailboxJob, MailboxResult, Shared};
 use crate::progress::Progress;
-use crate::report::{Record, sha256_hex};
+use crate::report::Record;
 use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
 
 /// Nesting of envelopes inside envelopes that is still opened.
@@ -426,17 +426,33 @@ fn hash_tree(p: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     for e in walkdir::WalkDir::new(p).sort_by_file_name() {
         let e = e.map_err(|e| e.to_string())?;
         if e.file_type().is_file() {
-            let data =
-                std::fs::read(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
             let rel = e
                 .path()
                 .strip_prefix(p)
                 .unwrap_or(Path::new(""))
                 .to_path_buf();
-            out.push((rel, sha256_hex(&data)));
+            out.push((rel, sha256_file(e.path())?));
         }
     }
     Ok(out)
+}
+
+/// A file's SHA-256, read in pieces (an mbox can be larger than memory).
+fn sha256_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h =
+        crate::uc::provider::default_provider().hasher(crate::uc::provider::HashAlg::Sha256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(crate::report::hex(&h.finish()))
 }
 
 /// Copies `input` to `dest` (file or tree) and checks every file's hash. Never overwrites a
@@ -468,9 +484,30 @@ fn make_backup(input: &Path, dest: &Path) -> Result<Vec<(PathBuf, String)>, Stri
             unseal_mailbox::atomic::create_dir_all_private(dir)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let data = std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?;
-        unseal_mailbox::atomic::write_atomic(&target, &data, None)
-            .map_err(|e| format!("{}: {e}", target.display()))?;
+        // Streamed, with the original's modification time: the backup is the original as it was.
+        let mtime = std::fs::metadata(&src).and_then(|m| m.modified()).ok();
+        let mut from = std::fs::File::open(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+        let mut fill =
+            |w: &mut (dyn std::io::Write + Send)| -> Result<(), unseal_mailbox::FillError> {
+                std::io::copy(&mut from, w)?;
+                Ok(())
+            };
+        unseal_mailbox::atomic::write_atomic_streamed(&target, mtime, &mut fill)
+            .map_err(|e| format!("{}: {e}", target.display()))?
+            .map_err(|e| format!("{}: {e}", src.display()))?;
+    }
+    // Folders too, empty ones included: a Maildir's empty new/ and tmp/ make it a Maildir.
+    if input.is_dir() {
+        for e in walkdir::WalkDir::new(input).min_depth(1) {
+            let e = e.map_err(|e| e.to_string())?;
+            if e.file_type().is_dir()
+                && let Ok(rel) = e.path().strip_prefix(input)
+            {
+                let d = dest.join(rel);
+                unseal_mailbox::atomic::create_dir_all_private(&d)
+                    .map_err(|err| format!("{}: {err}", d.display()))?;
+            }
+        }
     }
     let copy: std::collections::HashMap<PathBuf, String> = hash_tree(dest)?.into_iter().collect();
     if orig.iter().any(|(rel, h)| copy.get(rel) != Some(h)) {
