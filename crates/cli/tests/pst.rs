@@ -56,6 +56,20 @@ fn support_pst_decrypts_to_maildir_and_verifies() {
         "each written as a Maildir++ file"
     );
     verify(&pst, &out).assert().code(0);
+    // One mbox per folder: verify cannot pair those messages with the PST's and says so (not
+    // safe, exit 1) instead of reading the mbox files as a folder of stray files.
+    let out2 = t.path().join("out2");
+    decrypt(&pst, &out2)
+        .arg("--out-format")
+        .arg("mbox")
+        .assert()
+        .code(0);
+    let v = verify(&pst, &out2).assert().code(1);
+    let stdout = String::from_utf8_lossy(&v.get_output().stdout).to_string();
+    assert!(
+        stdout.contains("one mbox per folder") && stdout.contains("NOT safe"),
+        "{stdout}"
+    );
     // The originals are never touched.
     assert_eq!(std::fs::metadata(&pst).unwrap().len(), 1_033_216);
 }

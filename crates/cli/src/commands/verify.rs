@@ -242,6 +242,16 @@ fn verify_box(
     if !out_path.exists() {
         return Err(format!("no output at {}", out_path.display()));
     }
+    if format == Format::Pst && out_path.is_dir() && !unseal_mailbox::maildir::is_maildir(&out_path)
+    {
+        // One mbox per folder: its messages carry no node id to pair them with the PST's.
+        return Err(format!(
+            "{} holds one mbox per folder (--out-format mbox), which verify cannot pair with the \
+             PST's messages yet; decrypt the PST again into another --out without --out-format \
+             and verify that",
+            out_path.display()
+        ));
+    }
     let single = match format {
         Format::Eml | Format::Msg => Some(ItemKind::Message),
         Format::P7m => Some(ItemKind::Cms),
