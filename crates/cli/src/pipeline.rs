@@ -679,6 +679,7 @@ fn run_mailbox_inner(
     let mut sink = unseal_mailbox::create_sink(job.out_format, &job.input, &job.out_root)
         .map_err(|e| e.to_string())?;
     let positional = job.out_format == OutFormat::Mbox;
+    sweep_temps(sh, &job.name, sink.output());
     if !jr.entries.is_empty() {
         let ok = match (positional, job.out_format) {
             (true, _) => match sink.resume(jr.last_pos.unwrap_or(0)) {
@@ -798,6 +799,22 @@ fn run_mailbox_inner(
     }
     res.output = Some(out);
     Ok(())
+}
+
+/// Removes the partial files a killed earlier run left in `dir` (a folder output or backup),
+/// saying so; a failure to is only reported, the run goes on.
+pub fn sweep_temps(sh: &Shared<'_>, name: &str, dir: &Path) {
+    match unseal_mailbox::atomic::remove_stale_temps(dir, usize::MAX - 1) {
+        Ok(0) => {}
+        Ok(n) => sh.progress.println(&format!(
+            "unseal: {name}: removed {n} partial file(s) an interrupted earlier run left in {}",
+            dir.display()
+        )),
+        Err(e) => sh.progress.println(&format!(
+            "unseal: {name}: cannot remove the partial files an earlier run left in {}: {e}",
+            dir.display()
+        )),
+    }
 }
 
 /// Why an item the source could not hand over failed: a read error, or (`Unsupported`) a

@@ -324,8 +324,12 @@ fn mail_that_arrives_after_a_complete_run_is_decrypted_by_the_next() {
     more.extend_from_slice(b"\n");
     std::fs::write(&mbox, more).unwrap();
     std::fs::write(md.join("new/2.host"), msg("aes256-gcm.der.eml")).unwrap();
+    // And the partial copy a killed run would leave: the next run removes it.
+    let stale = out.join("md/cur/.unseal-tmp-999999999-7");
+    std::fs::write(&stale, b"partial plaintext").unwrap();
     let r2 = t.path().join("r2.jsonl");
     run(&r2);
+    assert!(!stale.exists(), "a killed run's partial file is still there");
     assert_eq!(mbox_messages(&out.join("box.mbox")), n + 1);
     assert_eq!(count_enveloped(&out.join("box.mbox")), 0);
     let new_md = std::fs::read(out.join("md/new/2.host")).expect("the new Maildir message");

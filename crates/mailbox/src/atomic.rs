@@ -16,6 +16,31 @@ pub const TEMP_PREFIX: &str = ".unseal-tmp-";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Removes the temporary files an earlier, killed process left under `root` (down to
+/// `max_depth` folders below it, symbolic links not followed): ours are named with this
+/// process's id and are never touched.
+/// A killed run leaves partial copies (plaintext, for decrypted output) that nothing else
+/// would ever clean up. Returns how many were removed.
+pub fn remove_stale_temps(root: &Path, max_depth: usize) -> io::Result<usize> {
+    let mine = format!("{TEMP_PREFIX}{}-", std::process::id());
+    let mut n = 0;
+    if !root.is_dir() {
+        return Ok(0);
+    }
+    for e in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .max_depth(max_depth + 1)
+    {
+        let e = e.map_err(io::Error::other)?;
+        let name = e.file_name().to_string_lossy();
+        if e.file_type().is_file() && name.starts_with(TEMP_PREFIX) && !name.starts_with(&mine) {
+            fs::remove_file(e.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Creates `path` and its missing parents with mode 0700 (unix).
 pub fn create_dir_all_private(path: &Path) -> io::Result<()> {
     let mut b = fs::DirBuilder::new();
@@ -404,6 +429,30 @@ pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temporaries_of_other_processes_are_removed_ours_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("a/cur");
+        fs::create_dir_all(&deep).unwrap();
+        let stale = deep.join(format!("{TEMP_PREFIX}999999999-3"));
+        fs::write(&stale, b"partial plaintext").unwrap();
+        let keep = deep.join("1.host:2,S");
+        fs::write(&keep, b"Subject: x\n\n").unwrap();
+        // One of ours, in flight: never removed.
+        let mut f = AtomicFile::create(&deep.join("2.host")).unwrap();
+        f.write_all(b"in flight").unwrap();
+        assert_eq!(
+            remove_stale_temps(d.path(), 1).unwrap(),
+            0,
+            "two folders down"
+        );
+        assert_eq!(remove_stale_temps(d.path(), usize::MAX - 1).unwrap(), 1);
+        assert!(!stale.exists() && keep.exists());
+        f.commit().unwrap();
+        assert_eq!(fs::read(deep.join("2.host")).unwrap(), b"in flight");
+        assert_eq!(remove_stale_temps(&d.path().join("missing"), 9).unwrap(), 0);
+    }
 
     #[test]
     fn deferred_files_are_in_place_at_once_and_synced_together() {

@@ -459,6 +459,15 @@ fn sha256_file(path: &Path) -> Result<String, String> {
 /// backup file that differs from the original (that would destroy the only encrypted copy).
 fn make_backup(input: &Path, dest: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     let orig = hash_tree(input)?;
+    // A killed earlier backup may have left partial copies: in the folder's copy, or beside the
+    // file's.
+    let (leftovers, depth) = if input.is_dir() {
+        (dest, usize::MAX - 1)
+    } else {
+        (dest.parent().unwrap_or(dest), 0)
+    };
+    unseal_mailbox::atomic::remove_stale_temps(leftovers, depth)
+        .map_err(|e| format!("{}: cannot remove partial copies: {e}", leftovers.display()))?;
     let existing: std::collections::HashMap<PathBuf, String> = if dest.exists() {
         hash_tree(dest)?.into_iter().collect()
     } else {
