@@ -329,7 +329,10 @@ fn mail_that_arrives_after_a_complete_run_is_decrypted_by_the_next() {
     std::fs::write(&stale, b"partial plaintext").unwrap();
     let r2 = t.path().join("r2.jsonl");
     run(&r2);
-    assert!(!stale.exists(), "a killed run's partial file is still there");
+    assert!(
+        !stale.exists(),
+        "a killed run's partial file is still there"
+    );
     assert_eq!(mbox_messages(&out.join("box.mbox")), n + 1);
     assert_eq!(count_enveloped(&out.join("box.mbox")), 0);
     let new_md = std::fs::read(out.join("md/new/2.host")).expect("the new Maildir message");

@@ -306,3 +306,13 @@ pub(crate) fn mtime_of(md: &std::fs::Metadata) -> Option<SystemTime> {
 }
 pub mod msg;
 pub mod pst;
+
+/// Writes each (relative path, bytes) under `root`, making folders: test trees and Maildirs.
+#[cfg(test)]
+pub(crate) fn write_test_files(root: &Path, files: &[(&str, &[u8])]) {
+    for (rel, data) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+    }
+}

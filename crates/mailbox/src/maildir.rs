@@ -545,11 +545,7 @@ mod tests {
             (".Archive/cur/5.b:2,S", smime),
             ("courierimapkeywords/:list", b"$Label1\n"),
         ];
-        for (rel, data) in files {
-            let p = md.join(rel);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, data).unwrap();
-        }
+        crate::write_test_files(&md, &files);
         let got: Vec<Result<(String, ItemKind), String>> = MaildirReader::open(&md)
             .unwrap()
             .map(|r| r.map(|i| (i.id, i.kind)).map_err(|e| e.to_string()))

@@ -293,6 +293,18 @@ mod tests {
     use std::fs;
     use std::time::{Duration, SystemTime};
 
+    /// Writes `files` under `src` and reads the tree back: (id, kind), or (error text, None).
+    fn read_tree(src: &Path, files: &[(&str, &[u8])]) -> Vec<(String, Option<ItemKind>)> {
+        crate::write_test_files(src, files);
+        TreeReader::open(src)
+            .unwrap()
+            .map(|r| match r {
+                Ok(i) => (i.id, Some(i.kind)),
+                Err(e) => (e.to_string(), None),
+            })
+            .collect()
+    }
+
     #[test]
     fn smime_under_other_names_is_opened_or_reported_never_passed_through() {
         let d = tempfile::tempdir().unwrap();
@@ -308,18 +320,7 @@ mod tests {
             ),
             ("notes.txt", b"keys to rotate: pkcs7 and mime are words\n"),
         ];
-        for (rel, data) in files {
-            let p = src.join(rel);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, data).unwrap();
-        }
-        let got: Vec<(String, Option<ItemKind>)> = TreeReader::open(&src)
-            .unwrap()
-            .map(|r| match r {
-                Ok(i) => (i.id, Some(i.kind)),
-                Err(e) => (e.to_string(), None),
-            })
-            .collect();
+        let got = read_tree(&src, &files);
         assert_eq!(got.len(), 5, "{got:?}");
         assert!(got[0].0.starts_with("a.emlx: mentions S/MIME"), "{got:?}");
         assert_eq!(got[0].1, None);
@@ -352,18 +353,7 @@ mod tests {
                 b"From alice@example.org Mon Jun  3 12:50:27 1996\nSubject: c\n\nC",
             ),
         ];
-        for (rel, data) in files {
-            let p = src.join(rel);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, data).unwrap();
-        }
-        let got: Vec<(String, Option<ItemKind>)> = TreeReader::open(&src)
-            .unwrap()
-            .map(|r| match r {
-                Ok(i) => (i.id, Some(i.kind)),
-                Err(e) => (e.to_string(), None),
-            })
-            .collect();
+        let got = read_tree(&src, &files);
         let ids: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(got.len(), 7, "{ids:?}");
         // Plain files and .eml messages as before, an .eml with a From_ line included.
