@@ -201,6 +201,17 @@ fn several_mailboxes_in_one_run_are_all_decrypted_whatever_the_pool_size() {
         v.arg("verify").args(&boxes).arg("--out").arg(&out);
         v.timeout(Duration::from_secs(120)).assert().code(0);
     }
+    // The same mailbox named twice (a glob and a path): decrypted once, not refused.
+    let twice = t.path().join("./user0.mbox");
+    let out = t.path().join("out-twice");
+    let a = decrypt(&boxes[0], &out)
+        .arg(&twice)
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(0);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("given more than once"), "{err}");
+    assert_eq!(mbox_messages(&out.join("user0.mbox")), counts[0]);
 }
 
 #[test]

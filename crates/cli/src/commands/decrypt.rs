@@ -122,14 +122,30 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
         cmd.stream_above,
     );
 
-    let mut seen = HashSet::new();
-    let prepared: Vec<Prepared> = cmd
+    // The same input named twice (`/srv/mail/*` and `/srv/mail/alice`) is decrypted once.
+    let mut given = HashSet::new();
+    let inputs: Vec<PathBuf> = cmd
         .inputs
+        .iter()
+        .filter(|input| {
+            let first = given.insert(std::fs::canonicalize(input).unwrap_or(input.to_path_buf()));
+            if !first {
+                log(&format!(
+                    "{}: given more than once; decrypted once",
+                    input.display()
+                ));
+            }
+            first
+        })
+        .cloned()
+        .collect();
+    let mut seen = HashSet::new();
+    let prepared: Vec<Prepared> = inputs
         .iter()
         .map(|input| prepare(cmd, input, &journal_root, &mut seen))
         .collect();
 
-    let progress = Progress::new(pipeline::total_size(&cmd.inputs), "decrypt");
+    let progress = Progress::new(pipeline::total_size(&inputs), "decrypt");
     let shared = Shared {
         ctx: &ctx,
         report: &report,
