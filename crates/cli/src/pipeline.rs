@@ -803,8 +803,8 @@ fn run_mailbox_inner(
 
 /// Removes the partial files a killed earlier run left in `dir` (a folder output or backup),
 /// saying so; a failure to is only reported, the run goes on.
-pub fn sweep_temps(sh: &Shared<'_>, name: &str, dir: &Path) {
-    match unseal_mailbox::atomic::remove_stale_temps(dir, usize::MAX - 1) {
+fn sweep_temps(sh: &Shared<'_>, name: &str, dir: &Path) {
+    match unseal_mailbox::atomic::remove_stale_temps(dir, usize::MAX) {
         Ok(0) => {}
         Ok(n) => sh.progress.println(&format!(
             "unseal: {name}: removed {n} partial file(s) an interrupted earlier run left in {}",

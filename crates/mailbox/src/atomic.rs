@@ -16,9 +16,9 @@ pub const TEMP_PREFIX: &str = ".unseal-tmp-";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Removes the temporary files an earlier, killed process left under `root` (down to
-/// `max_depth` folders below it, symbolic links not followed): ours are named with this
-/// process's id and are never touched.
+/// Removes the temporary files an earlier, killed process left under `root` (`max_depth` as
+/// walkdir's: 1 for files directly in `root`, `usize::MAX` for all; symbolic links not followed):
+/// ours are named with this process's id and are never touched.
 /// A killed run leaves partial copies (plaintext, for decrypted output) that nothing else
 /// would ever clean up. Returns how many were removed.
 pub fn remove_stale_temps(root: &Path, max_depth: usize) -> io::Result<usize> {
@@ -29,7 +29,7 @@ pub fn remove_stale_temps(root: &Path, max_depth: usize) -> io::Result<usize> {
     }
     for e in walkdir::WalkDir::new(root)
         .follow_links(false)
-        .max_depth(max_depth + 1)
+        .max_depth(max_depth)
     {
         let e = e.map_err(io::Error::other)?;
         let name = e.file_name().to_string_lossy();
@@ -443,11 +443,11 @@ mod tests {
         let mut f = AtomicFile::create(&deep.join("2.host")).unwrap();
         f.write_all(b"in flight").unwrap();
         assert_eq!(
-            remove_stale_temps(d.path(), 1).unwrap(),
+            remove_stale_temps(d.path(), 2).unwrap(),
             0,
             "two folders down"
         );
-        assert_eq!(remove_stale_temps(d.path(), usize::MAX - 1).unwrap(), 1);
+        assert_eq!(remove_stale_temps(d.path(), usize::MAX).unwrap(), 1);
         assert!(!stale.exists() && keep.exists());
         f.commit().unwrap();
         assert_eq!(fs::read(deep.join("2.host")).unwrap(), b"in flight");

@@ -63,7 +63,7 @@ pub fn detect(path: &Path) -> Result<Format, Error> {
     File::open(path)
         .and_then(|f| f.take(4096).read_to_end(&mut head))
         .map_err(|e| Error::io_path(path, "read", e))?;
-    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+    let text = head.strip_prefix(crate::mbox::BOM).unwrap_or(&head);
     if text.starts_with(b"From ") {
         return Ok(Format::Mbox);
     }

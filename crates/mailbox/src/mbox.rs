@@ -77,7 +77,7 @@ pub struct MboxMeta {
     pub trailing_eol: bool,
 }
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Whether `line` (with or without its line ending) is an mbox From_ separator line.
 ///

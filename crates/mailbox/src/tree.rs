@@ -51,7 +51,7 @@ fn msg_item(path: &Path, rel: PathBuf, body: Body) -> (ItemKind, PathBuf, Body) 
 
 /// Whether a file's bytes are a whole mailbox: an mbox (a From_ line first) or a PST.
 fn mailbox_file(bytes: &[u8]) -> Option<&'static str> {
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = bytes.strip_prefix(crate::mbox::BOM).unwrap_or(bytes);
     let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
     if crate::mbox::is_from_line(first_line) {
         Some("an mbox mailbox")
@@ -168,7 +168,7 @@ impl Iterator for TreeReader {
                 // written back under its own name; anything else is reported, never copied
                 // over unread.
                 let text = body.bytes();
-                let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+                let text = text.strip_prefix(crate::mbox::BOM).unwrap_or(text);
                 if crate::detect::looks_like_headers(text) {
                     (ItemKind::Message, rel, body)
                 } else {

@@ -478,9 +478,9 @@ fn make_backup(input: &Path, dest: &Path) -> Result<Vec<(PathBuf, String)>, Stri
     // A killed earlier backup may have left partial copies: in the folder's copy, or beside the
     // file's.
     let (leftovers, depth) = if input.is_dir() {
-        (dest, usize::MAX - 1)
+        (dest, usize::MAX)
     } else {
-        (dest.parent().unwrap_or(dest), 0)
+        (dest.parent().unwrap_or(dest), 1)
     };
     unseal_mailbox::atomic::remove_stale_temps(leftovers, depth)
         .map_err(|e| format!("{}: cannot remove partial copies: {e}", leftovers.display()))?;
