@@ -133,6 +133,12 @@ fn message_paths(c: &mut Criterion) {
     g.bench_with_input(BenchmarkId::new("in memory", &name), &msg, |b, msg| {
         b.iter(|| decrypt_message(&dec, black_box(msg), &opts).unwrap())
     });
+    // The backstop every message and every output passes through (`mime::detect`).
+    g.bench_with_input(
+        BenchmarkId::new("envelope markers", &name),
+        &msg,
+        |b, msg| b.iter(|| unseal_core::mime::detect::envelope_markers(black_box(msg)).len()),
+    );
     g.bench_with_input(BenchmarkId::new("streamed", &name), &msg, |b, msg| {
         b.iter(|| {
             let job = stream::prepare(&dec, black_box(msg)).expect("streams");

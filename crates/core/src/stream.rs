@@ -97,16 +97,19 @@ struct Located {
     enclosing: Enclosing,
 }
 
-/// Finds a top-level EnvelopedData with CBC content that this module could stream: the MIME
-/// label, the transfer encoding and the header before the content. No key is touched.
+/// Finds a top-level EnvelopedData with CBC content that this module could stream: a leaf
+/// entity (any label, as the walk), the transfer encoding and the header before the content.
+/// No key is touched.
 fn locate(msg: &[u8]) -> Option<Located> {
     let hb = header::parse_block(msg, 0, msg.len());
-    let ct = ContentType::parse(&hb.get(msg, "content-type")?);
-    let disposition = hb
-        .get(msg, "content-disposition")
-        .map(|v| ContentType::parse(&v));
-    if !detect::is_candidate_label(&ct, disposition.as_ref()) {
+    if hb.overflow {
         return None;
+    }
+    if let Some(v) = hb.get(msg, "content-type") {
+        let ct = ContentType::parse(&v);
+        if matches!(ct.main_type(), "multipart" | "message") {
+            return None;
+        }
     }
     let cte = Cte::parse(hb.get(msg, "content-transfer-encoding").as_deref());
     let body = msg.get(hb.body_start..)?;
@@ -379,6 +382,8 @@ struct Decrypting<'a> {
     enclosing: Enclosing,
     /// For a multipart plaintext: the watch for parts the in-memory walk would act on.
     scan: Option<HeaderScan>,
+    /// Over every plaintext: an envelope in it, whatever its label, is the walk's to open.
+    markers: detect::MarkerWatch,
     /// What follows the content, until [`envelope::check_after_content`] has decided on it.
     after: Vec<u8>,
     /// Where the content ended (an offset in the decoded ContentInfo).
@@ -412,6 +417,12 @@ impl Decrypting<'_> {
                     ),
                 }));
             }
+        }
+        self.markers.feed(out);
+        if self.markers.found().is_some() {
+            return Err(StreamError::Failed(Error::Mime {
+                detail: "the plaintext holds an envelope of its own; decrypt it in memory".into(),
+            }));
         }
         Ok(())
     }
@@ -574,6 +585,7 @@ impl MessageStream<'_, '_> {
             opts,
             enclosing: found.enclosing,
             scan: None,
+            markers: detect::MarkerWatch::default(),
             after: Vec::new(),
             after_at: 0,
             after_ok: false,

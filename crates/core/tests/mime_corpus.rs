@@ -399,8 +399,8 @@ fn check_others(root: &Path, opener: &dyn EnvelopeOpener, rfc4134: bool) {
     }
 }
 
-/// The generated fixtures (their set changes while they are being made): scanning never fails,
-/// and a message named `plain*` holds no envelope.
+/// The generated fixtures (their set changes while they are being made): scanning a message
+/// never fails, and a message named `plain*` holds no envelope.
 #[test]
 fn fixtures_scan() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/messages");
@@ -414,6 +414,12 @@ fn fixtures_scan() {
         let Ok(msg) = std::fs::read(&path) else {
             continue;
         };
+        if name.ends_with(".p7m") {
+            // A bare ContentInfo (DER or PEM) is no message: read as one, its envelope is out
+            // of the MIME walk's reach, which must be an error, never "no envelope".
+            assert!(find_envelopes(&msg, &opts()).is_err(), "{name}");
+            continue;
+        }
         let found = find_envelopes(&msg, &opts()).unwrap_or_else(|e| panic!("{name}: {e}"));
         if name.starts_with("plain") {
             assert!(found.is_empty(), "{name}");

@@ -325,19 +325,137 @@ pub fn decode_body(body: &[u8], cte: Cte) -> Vec<u8> {
     }
 }
 
-/// Convenience for callers holding raw header values: is this part an envelope?
-/// `content_type` and `content_disposition` are header values (`None` when absent),
-/// `transfer_encoding` the Content-Transfer-Encoding value, `body` the encoded body.
-pub fn is_envelope_part(
-    content_type: Option<&str>,
-    content_disposition: Option<&str>,
-    transfer_encoding: Option<&str>,
-    body: &[u8],
-) -> bool {
-    let ct = ContentType::parse(content_type.unwrap_or(""));
-    let cd = content_disposition.map(ContentType::parse);
-    is_candidate_label(&ct, cd.as_ref())
-        && classify_body(body, Cte::parse(transfer_encoding)) == PartKind::Envelope
+/// The bytes every ContentInfo announcing EnvelopedData or AuthEnvelopedData holds, wherever
+/// it starts: `OID <content type>` and the `[0]` tag of its content.
+fn marker_bytes() -> [Vec<u8>; 2] {
+    [oid::ENVELOPED_DATA, oid::AUTH_ENVELOPED_DATA].map(|o| {
+        let o = o.as_bytes();
+        let mut p = vec![0x06, o.len() as u8];
+        p.extend_from_slice(o);
+        p.push(0xa0);
+        p
+    })
+}
+
+/// The arc `1.2.840.113549.1` (PKCS) that both content types lie under: rare bytes, so that a
+/// search for it runs at memory speed.
+const PKCS_ARC: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01];
+
+/// How far past a line start base64 is decoded to see whether a ContentInfo begins there
+/// (with room for short lines).
+const LOOKAHEAD: usize = 256;
+
+/// Does base64 starting here decode to the start of an (Auth)EnvelopedData ContentInfo?
+fn base64_envelope_at(bytes: &[u8]) -> bool {
+    let text = bytes.get(..LOOKAHEAD).unwrap_or(bytes);
+    content_type_oid(&decode_base64_prefix(text, 24)).is_some_and(|o| {
+        o == oid::ENVELOPED_DATA.as_bytes() || o == oid::AUTH_ENVELOPED_DATA.as_bytes()
+    })
+}
+
+/// Envelopes visible in raw bytes whatever their MIME structure, by offset: a ContentInfo
+/// announcing (Auth)EnvelopedData in binary (`OID, [0]` anywhere), or in base64 starting at a
+/// line start (as every MIME body and PEM block does; `M` is how a SEQUENCE's base64 begins).
+/// Found by content, not by label, this is the backstop that keeps an envelope the MIME walk
+/// cannot reach (bare-CR line ends, an empty boundary, a part hidden from the structure) from
+/// passing as plain text. An envelope inside another, in base64 inside base64 (a forwarded
+/// message, an opaque signature) or in quoted-printable is not visible here; the walk reaches
+/// those.
+/// (The offset is the content type's for binary, the line start's for base64.)
+pub fn envelope_markers(bytes: &[u8]) -> Vec<usize> {
+    let markers = marker_bytes();
+    let mut hits: Vec<usize> = memchr::memmem::find_iter(bytes, PKCS_ARC)
+        .filter_map(|p| p.checked_sub(2))
+        .filter(|&p| {
+            let at = bytes.get(p..).unwrap_or(&[]);
+            markers.iter().any(|m| at.starts_with(m))
+        })
+        .collect();
+    let line_starts = (bytes.first() == Some(&b'M'))
+        .then_some(0)
+        .into_iter()
+        .chain(memchr::memmem::find_iter(bytes, b"\nM").map(|p| p + 1))
+        .chain(memchr::memmem::find_iter(bytes, b"\rM").map(|p| p + 1));
+    hits.extend(line_starts.filter(|&p| base64_envelope_at(bytes.get(p..).unwrap_or(&[]))));
+    hits.sort_unstable();
+    hits
+}
+
+/// [`envelope_markers`] over data arriving in pieces: whether any piece, or any join of two,
+/// held a marker.
+#[derive(Debug, Default)]
+pub struct MarkerWatch {
+    /// The end of the data so far: a marker starting there may need what comes next.
+    carry: Vec<u8>,
+    /// Offset of the first marker found, counted from the start of the data.
+    found: Option<u64>,
+    seen: u64,
+}
+
+impl MarkerWatch {
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.found.is_some() || data.is_empty() {
+            return;
+        }
+        // Enough for a binary marker, or a line start and the base64 decoded after it.
+        let keep = LOOKAHEAD + 16;
+        let base = self.seen - self.carry.len() as u64;
+        let mut joined = std::mem::take(&mut self.carry);
+        if data.len() < keep {
+            // Small pieces: carry and piece together, and the end of that carried on.
+            joined.extend_from_slice(data);
+            self.found = envelope_markers(&joined)
+                .first()
+                .map(|&at| base + at as u64);
+            let from = joined.len().saturating_sub(keep);
+            joined.drain(..from);
+            self.carry = joined;
+        } else {
+            // A marker across the join starts in the carry and ends in the piece's first bytes.
+            joined.extend_from_slice(data.get(..keep).unwrap_or(data));
+            self.found = envelope_markers(&joined)
+                .first()
+                .map(|&at| base + at as u64)
+                .or_else(|| {
+                    envelope_markers(data)
+                        .first()
+                        .map(|&at| self.seen + at as u64)
+                });
+            joined.clear();
+            joined.extend_from_slice(data.get(data.len() - keep..).unwrap_or(&[]));
+            self.carry = joined;
+        }
+        self.seen += data.len() as u64;
+    }
+
+    pub fn found(&self) -> Option<u64> {
+        self.found
+    }
+}
+
+/// The error for an envelope that [`envelope_markers`] sees but the MIME walk did not reach.
+pub(crate) fn unreachable_envelope(msg: &[u8], at: usize) -> crate::error::Error {
+    let hint = if memchr::memchr(b'\n', msg).is_none() && memchr::memchr(b'\r', msg).is_some() {
+        "; its lines end in a bare CR (classic Mac OS), which is not read as a line break"
+    } else {
+        " (an empty or missing boundary, a part outside the MIME structure, or an S/MIME \
+         message quoted as text)"
+    };
+    crate::error::Error::Mime {
+        detail: format!(
+            "byte {at} holds an encrypted CMS envelope that no MIME part leads to{hint}; \
+             nothing was decrypted"
+        ),
+    }
+}
+
+/// Convenience for callers holding raw header values: is this part an envelope? The body
+/// decides, whatever the label: real clients send envelopes as `application/octet-stream`,
+/// `text/plain` or with no Content-Type at all, and an envelope passed over as plain text would
+/// be lost once the key is gone. `transfer_encoding` is the Content-Transfer-Encoding value,
+/// `body` the encoded body.
+pub fn is_envelope_part(transfer_encoding: Option<&str>, body: &[u8]) -> bool {
+    classify_body(body, Cte::parse(transfer_encoding)) == PartKind::Envelope
 }
 
 #[cfg(test)]
@@ -378,8 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn every_label_variant() {
-        let body = b64_lines(&env(), "\r\n");
+    fn candidate_labels_are_the_smime_ones_and_p7m_names() {
         for (ct, cd) in [
             (
                 "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m",
@@ -399,8 +516,9 @@ mod tests {
                 Some("attachment; filename=smime.p7m"),
             ),
         ] {
+            let cd = cd.map(ContentType::parse);
             assert!(
-                is_envelope_part(Some(ct), cd, Some("base64"), &body),
+                is_candidate_label(&ContentType::parse(ct), cd.as_ref()),
                 "{ct} {cd:?}"
             );
         }
@@ -410,22 +528,25 @@ mod tests {
             ("text/plain", Some("attachment; filename=smime.p7m")),
             ("application/pkcs7-signature", None),
         ] {
+            let cd = cd.map(ContentType::parse);
             assert!(
-                !is_envelope_part(Some(ct), cd, Some("base64"), &body),
+                !is_candidate_label(&ContentType::parse(ct), cd.as_ref()),
                 "{ct} {cd:?}"
             );
         }
     }
 
     #[test]
+    fn an_envelope_is_one_by_its_body_whatever_the_label() {
+        assert!(is_envelope_part(Some("base64"), &b64_lines(&env(), "\r\n")));
+        let signed = b64_lines(&content_info(&oid::SIGNED_DATA, false), "\n");
+        assert!(!is_envelope_part(Some("base64"), &signed));
+        assert!(!is_envelope_part(Some("base64"), b"plain text"));
+    }
+
+    #[test]
     fn lying_label_decided_by_oid() {
         let signed = b64_lines(&content_info(&oid::SIGNED_DATA, false), "\n");
-        assert!(!is_envelope_part(
-            Some("application/pkcs7-mime; smime-type=enveloped-data"),
-            None,
-            Some("base64"),
-            &signed
-        ));
         assert_eq!(classify_body(&signed, Cte::Base64), PartKind::SignedData);
         let data = b64_lines(&content_info(&oid::DATA, true), "\n");
         assert_eq!(classify_body(&data, Cte::Base64), PartKind::Other);
@@ -442,23 +563,95 @@ mod tests {
     #[test]
     fn transfer_encodings() {
         let der = env();
-        let ct = Some("application/pkcs7-mime");
-        assert!(is_envelope_part(ct, None, Some("binary"), &der));
-        assert!(is_envelope_part(ct, None, Some("8bit"), &der));
-        assert!(is_envelope_part(ct, None, None, &der));
+        assert!(is_envelope_part(Some("binary"), &der));
+        assert!(is_envelope_part(Some("8bit"), &der));
+        assert!(is_envelope_part(None, &der));
         let qp: Vec<u8> = der
             .iter()
             .flat_map(|b| format!("={b:02X}").into_bytes())
             .collect();
-        assert!(is_envelope_part(ct, None, Some("Quoted-Printable"), &qp));
-        assert!(!is_envelope_part(ct, None, Some("x-uuencode"), &der));
-        assert!(!is_envelope_part(
-            ct,
-            None,
-            Some("base64"),
-            b"not base64 at all!"
-        ));
-        assert!(!is_envelope_part(ct, None, Some("base64"), b""));
+        assert!(is_envelope_part(Some("Quoted-Printable"), &qp));
+        assert!(!is_envelope_part(Some("x-uuencode"), &der));
+        assert!(!is_envelope_part(Some("base64"), b"not base64 at all!"));
+        assert!(!is_envelope_part(Some("base64"), b""));
+    }
+
+    /// ContentInfo headers of every length form, so that the marker starts at every offset
+    /// modulo 3 of the base64 text.
+    fn headed(oid: &der::asn1::ObjectIdentifier, head: &[u8]) -> Vec<u8> {
+        let mut v = head.to_vec();
+        v.extend_from_slice(&content_info(oid, false)[2..]);
+        v
+    }
+
+    #[test]
+    fn markers_are_found_in_binary_anywhere_and_in_base64_at_line_starts() {
+        let heads: [&[u8]; 5] = [
+            &[0x30, 0x80],
+            &[0x30, 0x81, 0x90],
+            &[0x30, 0x82, 0x01, 0x00],
+            &[0x30, 0x83, 0x01, 0x00, 0x00],
+            &[0x30, 0x20],
+        ];
+        for o in [oid::ENVELOPED_DATA, oid::AUTH_ENVELOPED_DATA] {
+            for head in heads {
+                let der = headed(&o, head);
+                // Binary: the offset of the content type.
+                assert_eq!(envelope_markers(&der), [head.len()], "binary {head:02x?}");
+                let mut inside = b"xyz".to_vec();
+                inside.extend_from_slice(&der);
+                assert_eq!(envelope_markers(&inside), [3 + head.len()]);
+                for eol in ["\r\n", "\n", "\r"] {
+                    let head_text = format!("Content-Type: text/plain{eol}{eol}");
+                    let mut msg = head_text.clone().into_bytes();
+                    msg.extend_from_slice(&b64_lines(&der, eol));
+                    assert_eq!(
+                        envelope_markers(&msg),
+                        [head_text.len()],
+                        "base64 {head:02x?} {eol:?}"
+                    );
+                    assert_eq!(envelope_markers(&b64_lines(&der, eol)), [0]);
+                }
+                // Lines of four characters: the decoding looks past them.
+                let text = STANDARD.encode(&der);
+                let short: String = text
+                    .as_bytes()
+                    .chunks(4)
+                    .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+                    .collect();
+                assert_eq!(envelope_markers(short.as_bytes()), [0]);
+                // Not at a line start (quoted with "> "): out of sight, by design.
+                assert!(envelope_markers(format!("> {text}").as_bytes()).is_empty());
+            }
+        }
+        for o in [oid::SIGNED_DATA, oid::DATA] {
+            let der = headed(&o, &[0x30, 0x80]);
+            assert_eq!(envelope_markers(&der).len(), 0);
+            assert_eq!(envelope_markers(&b64_lines(&der, "\n")).len(), 0);
+        }
+        assert_eq!(envelope_markers(b"").len(), 0);
+    }
+
+    #[test]
+    fn the_watch_finds_a_marker_split_between_pieces() {
+        let mut data = vec![b'.'; 1000];
+        let at = 500;
+        let mut text = b"\n".to_vec();
+        text.extend(b64_lines(&env(), "\n"));
+        data.splice(at..at, text.drain(..));
+        let whole = envelope_markers(&data)[0] as u64;
+        for piece in [1, 2, 7, 13, 64, 4096] {
+            let mut w = MarkerWatch::default();
+            for c in data.chunks(piece) {
+                w.feed(c);
+            }
+            assert_eq!(w.found(), Some(whole), "pieces of {piece}");
+        }
+        let mut w = MarkerWatch::default();
+        for c in vec![b'A'; 5000].chunks(3) {
+            w.feed(c);
+        }
+        assert_eq!(w.found(), None);
     }
 
     #[test]

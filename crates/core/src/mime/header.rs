@@ -28,7 +28,15 @@ pub struct HeaderBlock {
     pub fields_end: usize,
     /// Where the body starts (after the blank line).
     pub body_start: usize,
+    /// More than [`MAX_FIELDS`] fields: parsing stopped there, and the positions above are
+    /// not to be trusted (the walk refuses such an entity).
+    pub overflow: bool,
 }
+
+/// The most header fields read in one entity: real ones have tens to hundreds (a long trail of
+/// Received fields), while a hostile 60 MB header of `a:` lines would otherwise cost eight
+/// times its size in field records.
+pub const MAX_FIELDS: usize = 20_000;
 
 /// Position just after the next LF at or after `pos` (or `end`).
 pub fn line_end(bytes: &[u8], pos: usize, end: usize) -> usize {
@@ -56,6 +64,7 @@ pub fn parse_block(bytes: &[u8], start: usize, end: usize) -> HeaderBlock {
                 fields,
                 fields_end: pos,
                 body_start: next,
+                overflow: false,
             };
         }
         let first = line.first().copied().unwrap_or(b'\n');
@@ -64,6 +73,14 @@ pub fn parse_block(bytes: &[u8], start: usize, end: usize) -> HeaderBlock {
                 f.end = next;
             }
         } else {
+            if fields.len() == MAX_FIELDS {
+                return HeaderBlock {
+                    fields,
+                    fields_end: pos,
+                    body_start: pos,
+                    overflow: true,
+                };
+            }
             let name_end = memchr::memchr(b':', line).map(|i| pos + i).unwrap_or(pos);
             fields.push(Field {
                 start: pos,
@@ -77,6 +94,7 @@ pub fn parse_block(bytes: &[u8], start: usize, end: usize) -> HeaderBlock {
         fields,
         fields_end: end,
         body_start: end,
+        overflow: false,
     }
 }
 
@@ -140,6 +158,11 @@ pub fn trim(mut b: &[u8]) -> &[u8] {
     b
 }
 
+/// The longest Content-Type or Content-Disposition value read, in bytes.
+pub const MAX_VALUE: usize = 64 * 1024;
+/// The most parameters read from one.
+pub const MAX_PARAMS: usize = 64;
+
 /// A parsed `Content-Type` (or `Content-Disposition`: then `mime_type` holds the disposition).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContentType {
@@ -166,11 +189,25 @@ impl ContentType {
     /// unescaped, `name*=charset''percent%20encoded` and `name*0=`/`name*1*=` continuations
     /// joined. Never fails: garbage gives an empty type.
     pub fn parse(value: &str) -> ContentType {
-        let cleaned = strip_comments(value);
-        let mut items = split_params(&cleaned).into_iter();
+        // A hostile field can hold millions of parameters; real ones hold a handful. What lies
+        // past these limits is not read (an envelope that this hides from the walk is still
+        // caught by `detect::envelope_markers`).
+        let mut cut = value.len().min(MAX_VALUE);
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let cleaned = strip_comments(value.get(..cut).unwrap_or(""));
+        let mut items = split_params(&cleaned).into_iter().take(MAX_PARAMS + 1);
+        // `type / subtype`: RFC 2045's grammar lets blanks stand between the tokens.
         let mime_type = items
             .next()
-            .map(|t| t.trim().to_ascii_lowercase())
+            .map(|t| {
+                t.split('/')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("/")
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default();
         // (name, section, extended, value)
         let mut raw: Vec<(String, Option<u32>, bool, String)> = Vec::new();
@@ -407,6 +444,25 @@ mod tests {
         let ct = ContentType::parse("attachment; filename*=''x%2Ep7m");
         assert_eq!(ct.param("filename"), Some("x.p7m"));
         assert_eq!(ContentType::parse("").mime_type, "");
+        assert_eq!(
+            ContentType::parse(" Multipart / Mixed ; boundary=b").mime_type,
+            "multipart/mixed"
+        );
         assert_eq!(ContentType::parse(";;=;\"").params, vec![]);
+    }
+
+    #[test]
+    fn a_parameter_flood_is_cut_short() {
+        let mut v = String::from("multipart/mixed; boundary=b");
+        for i in 0..200_000 {
+            v.push_str(&format!("; p{i}*{i}=x"));
+        }
+        let ct = ContentType::parse(&v);
+        assert_eq!(ct.mime_type, "multipart/mixed");
+        assert_eq!(ct.param("boundary"), Some("b"));
+        assert!(ct.params.len() <= MAX_PARAMS, "{}", ct.params.len());
+        // Cut inside a multi-byte character: no panic.
+        let long = format!("text/plain; name=\"{}\"", "ä".repeat(MAX_VALUE));
+        assert_eq!(ContentType::parse(&long).mime_type, "text/plain");
     }
 }

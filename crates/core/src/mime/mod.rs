@@ -138,6 +138,9 @@ pub fn decrypt_message_with(
     let rewritten = walker.entity(&data, 0, msg.len(), "", 0, "text/plain")?;
     let events = std::mem::take(&mut walker.events);
     let Some(mut rw) = rewritten else {
+        if let Some(&at) = detect::envelope_markers(msg).first() {
+            return Err(detect::unreachable_envelope(msg, at));
+        }
         return Ok(MessageOutcome {
             output: None,
             layers: Vec::new(),
@@ -174,8 +177,14 @@ pub fn decrypt_message_with(
         }
     }
     rw.insert_fields(trace);
+    let output = rw.flatten();
+    // An envelope left in the output is one the walk did not reach (or the plaintext quotes
+    // one as text): the message is not decrypted through and through.
+    if let Some(&at) = detect::envelope_markers(&output).first() {
+        return Err(detect::unreachable_envelope(&output, at));
+    }
     Ok(MessageOutcome {
-        output: Some(rw.flatten()),
+        output: Some(output),
         layers,
         signatures_removed,
     })
@@ -199,8 +208,9 @@ impl Visitor for Finding {
 }
 
 /// The envelopes visible without decrypting: at top level, in multiparts, in forwarded
-/// messages, inside opaque and multipart signatures. Fails only on structural limits (depth)
-/// and on a part labelled enveloped-data whose body is no ContentInfo.
+/// messages, inside opaque and multipart signatures. Fails on structural limits (depth), on a
+/// part labelled enveloped-data whose body is no ContentInfo, and when the raw bytes show more
+/// envelopes than the walk reached ([`detect::envelope_markers`]).
 pub fn find_envelopes(msg: &[u8], opts: &MessageOptions) -> Result<Vec<FoundEnvelope>, Error> {
     let mut visitor = Finding { found: Vec::new() };
     let mut walker = Walker {
@@ -210,6 +220,10 @@ pub fn find_envelopes(msg: &[u8], opts: &MessageOptions) -> Result<Vec<FoundEnve
         events: Vec::new(),
     };
     walker.entity(&Data::Borrowed(msg), 0, msg.len(), "", 0, "text/plain")?;
+    // More envelopes in the raw bytes than the walk found: some are out of its reach.
+    if let Some(&at) = detect::envelope_markers(msg).get(visitor.found.len()) {
+        return Err(detect::unreachable_envelope(msg, at));
+    }
     Ok(visitor.found)
 }
 

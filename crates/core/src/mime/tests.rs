@@ -494,7 +494,7 @@ fn plain_messages_give_none() {
         "From: a\r\nSubject: b\r\n\r\nbody\r\n",
         "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
         "Content-Type: application/pkcs7-mime; smime-type=certs-only\nContent-Transfer-Encoding: base64\n\nMIIBBgYJKoZIhvcNAQcCoA==\n",
-        "Content-Type: application/pkcs7-signature\nContent-Transfer-Encoding: base64\n\nMIAGCSqGSIb3DQEHA6CAMIAC\n",
+        "Content-Type: application/pkcs7-signature\nContent-Transfer-Encoding: base64\n\nMIIBBgYJKoZIhvcNAQcCoA==\n",
         "Content-Type: message/rfc822\n\nFrom: x\n\nhello\n",
     ] {
         let o = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap();
@@ -572,6 +572,97 @@ fn lying_labels_binary_and_p7m_attachments() {
         b64(&fake_env(inner.as_bytes()), "\n")
     );
     assert_eq!(run(&msg).layers[0].path, "1");
+}
+
+#[test]
+fn envelopes_are_opened_whatever_the_label() {
+    let inner = "Content-Type: text/plain\n\nz\n";
+    let body = b64(&fake_env(inner.as_bytes()), "\n");
+    for head in [
+        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n",
+        "Content-Disposition: attachment; filename=\"smime.p7m\"\nContent-Transfer-Encoding: base64\n",
+        "Content-Type: application / pkcs7-mime; smime-type=enveloped-data\nContent-Transfer-Encoding: base64\n",
+        "Content-Type: application/pkcs7-signature\nContent-Transfer-Encoding: base64\n",
+        "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n",
+    ] {
+        let o = run(&format!("{head}\n{body}"));
+        assert_eq!(o.layers.len(), 1, "{head}");
+        assert!(out_text(&o).ends_with("\n\nz\n"), "{head}");
+        // And as a part of a multipart.
+        let msg =
+            format!("Content-Type: multipart/mixed; boundary=b\n\n--b\n{head}\n{body}--b--\n");
+        assert_eq!(run(&msg).layers[0].path, "1", "{head}");
+    }
+}
+
+/// `decrypt_message` and `find_envelopes` both refuse `msg`, naming the envelope left out.
+fn out_of_reach(msg: &[u8]) -> String {
+    let e = decrypt_message_with(&Fake, msg, &opts()).expect_err("decrypt must fail");
+    assert!(matches!(e, Error::Mime { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("no MIME part leads to"), "{text}");
+    let e = find_envelopes(msg, &opts()).expect_err("find must fail");
+    assert!(e.to_string().contains("no MIME part leads to"), "{e}");
+    text
+}
+
+#[test]
+fn an_envelope_the_walk_cannot_reach_is_an_error_never_plain() {
+    let part = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
+    // Classic Mac OS line ends: one long header line to the walk.
+    let cr = format!("From: a\nSubject: b\n{part}").replace('\n', "\r");
+    assert!(out_of_reach(cr.as_bytes()).contains("bare CR"));
+    for msg in [
+        format!("Content-Type: multipart/mixed; boundary=\"\"\n\n--\n{part}\n----\n"),
+        format!("Content-Type: multipart/mixed\n\n--b\n{part}\n--b--\n"),
+        format!(
+            "Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: text/plain\n\nhi\n\
+             --s\nContent-Type: application/pkcs7-signature\n\nMIAG\n--s\n{part}\n--s--\n"
+        ),
+        format!("Content-Type: text/plain\n\nHere is what I got:\n\n{part}\n"),
+        format!(
+            "Content-Type: text/plain; charset=x-uuencode\nContent-Transfer-Encoding: x-unknown\n\n{part}"
+        ),
+    ] {
+        out_of_reach(msg.as_bytes());
+    }
+}
+
+#[test]
+fn one_envelope_reached_does_not_hide_another_out_of_reach() {
+    let part = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\n{part}\n--b\n\
+         Content-Type: multipart/mixed; boundary=\"\"\n\n--\n{part}\n----\n\n--b--\n"
+    );
+    out_of_reach(msg.as_bytes());
+    // Whereas both reached is no error, and the counts agree.
+    let msg =
+        format!("Content-Type: multipart/mixed; boundary=b\n\n--b\n{part}\n--b\n{part}\n--b--\n");
+    assert_eq!(find_envelopes(msg.as_bytes(), &opts()).unwrap().len(), 2);
+    assert_eq!(run(&msg).layers.len(), 2);
+}
+
+#[test]
+fn a_header_flood_is_refused_not_held() {
+    let mut msg = "a:\n".repeat(super::header::MAX_FIELDS + 1);
+    msg.push_str(&env_part(b"Content-Type: text/plain\n\nA\n", "\n"));
+    let e = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Limit {
+                what: "header fields in one entity",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(find_envelopes(msg.as_bytes(), &opts()).is_err());
+    // Just under the limit it is an ordinary message.
+    let mut msg = "a:\n".repeat(super::header::MAX_FIELDS - 10);
+    msg.push_str(&env_part(b"Content-Type: text/plain\n\nA\n", "\n"));
+    assert_eq!(run(&msg).layers.len(), 1);
 }
 
 #[test]

@@ -248,6 +248,15 @@ impl<'a, V: Visitor> Walker<'_, V> {
         let bytes = data.bytes();
         let end = end.min(bytes.len());
         let hb = header::parse_block(bytes, start, end);
+        if hb.overflow {
+            return Err(with_path(
+                Error::Limit {
+                    what: "header fields in one entity",
+                    limit: header::MAX_FIELDS as u64,
+                },
+                path,
+            ));
+        }
         let ct = match hb.get(bytes, "content-type") {
             Some(v) => ContentType::parse(&v),
             None => ContentType::parse(default_type),
@@ -267,14 +276,17 @@ impl<'a, V: Visitor> Walker<'_, V> {
         let disposition = hb
             .get(bytes, "content-disposition")
             .map(|v| ContentType::parse(&v));
-        if !detect::is_candidate_label(&ct, disposition.as_ref()) {
-            return Ok(None);
-        }
+        let candidate = detect::is_candidate_label(&ct, disposition.as_ref());
         let body_bytes = bytes.get(body.clone()).unwrap_or(&[]);
+        // An envelope is opened whatever its label (see `detect::is_envelope_part`); an opaque
+        // signature is looked into only when labelled as S/MIME.
         match detect::classify_body(body_bytes, cte) {
             PartKind::Envelope => self.envelope(data, &hb, cte, end, path, depth),
-            PartKind::SignedData => self.opaque_signed(data, &hb, cte, end, path, depth),
-            PartKind::Other => {
+            PartKind::SignedData if candidate => {
+                self.opaque_signed(data, &hb, cte, end, path, depth)
+            }
+            _ if !candidate => Ok(None),
+            _ => {
                 if detect::label_says_envelope(&ct) && detect::peek_oid(body_bytes, cte).is_none() {
                     Err(Error::Mime {
                         detail: format!(
