@@ -107,7 +107,14 @@ pub struct MaildirReader {
     entries: std::vec::IntoIter<Result<MaildirMeta, Error>>,
 }
 
-fn sorted_names(dir: &Path) -> Result<Vec<(String, fs::FileType)>, Error> {
+/// The entries of `dir` sorted by name. Maildir names are ASCII by construction: an entry whose
+/// name is not UTF-8 cannot be carried to the output under its own name, so it becomes an error
+/// entry in `bad` (and its path goes into `unread`), never a file read under a mangled name.
+fn sorted_names(
+    dir: &Path,
+    bad: &mut Vec<Result<MaildirMeta, Error>>,
+    unread: &mut HashSet<PathBuf>,
+) -> Result<Vec<(String, fs::FileType)>, Error> {
     let rd = fs::read_dir(dir).map_err(|e| Error::io_path(dir, "list folder", e))?;
     let mut v = Vec::new();
     for e in rd {
@@ -117,9 +124,14 @@ fn sorted_names(dir: &Path) -> Result<Vec<(String, fs::FileType)>, Error> {
             .map_err(|er| Error::io_path(&e.path(), "stat", er))?;
         match e.file_name().into_string() {
             Ok(n) => v.push((n, ft)),
-            // Maildir names are ASCII by construction; a non-UTF-8 name is reported, not lost
-            // silently.
-            Err(raw) => v.push((raw.to_string_lossy().into_owned(), ft)),
+            Err(_) => {
+                bad.push(Err(Error::unsupported(
+                    e.path().display(),
+                    "the name is not UTF-8, which a Maildir name never is; it is not decrypted \
+                     or copied. Rename it and run again",
+                )));
+                unread.insert(e.path());
+            }
         }
     }
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -135,7 +147,9 @@ impl MaildirReader {
             ));
         }
         let mut folders = vec![String::new()];
-        for (name, ft) in sorted_names(root)? {
+        let mut bad = Vec::new();
+        let mut unread = HashSet::new();
+        for (name, ft) in sorted_names(root, &mut bad, &mut unread)? {
             // A Maildir++ folder with cur/ but no new/ (or the reverse) is still a folder:
             // skipping it would leave its messages out without a word.
             let dir = root.join(&name);
@@ -155,7 +169,7 @@ impl MaildirReader {
             } else {
                 root.join(&folder)
             };
-            match sorted_names(&fdir) {
+            match sorted_names(&fdir, &mut bad, &mut unread) {
                 Ok(names) => {
                     for (name, ft) in names {
                         if ft.is_file()
@@ -177,7 +191,7 @@ impl MaildirReader {
                 if !folder.is_empty() && !sdir.exists() {
                     continue;
                 }
-                match sorted_names(&sdir) {
+                match sorted_names(&sdir, &mut bad, &mut unread) {
                     Ok(names) => {
                         for (name, ft) in names {
                             if name.starts_with('.') {
@@ -201,7 +215,9 @@ impl MaildirReader {
                 }
             }
         }
-        entries.extend(stray_smime(root, &entries));
+        let stray = stray_smime(root, &entries, &unread);
+        entries.extend(bad);
+        entries.extend(stray);
         Ok(MaildirReader {
             root: root.to_path_buf(),
             entries: entries.into_iter(),
@@ -216,6 +232,7 @@ impl MaildirReader {
 fn stray_smime(
     root: &Path,
     listed: &[Result<MaildirMeta, Error>],
+    unread: &HashSet<PathBuf>,
 ) -> Vec<Result<MaildirMeta, Error>> {
     let known: HashSet<PathBuf> = listed
         .iter()
@@ -234,6 +251,7 @@ fn stray_smime(
         };
         let name = entry.file_name().to_string_lossy();
         if known.contains(rel)
+            || unread.iter().any(|u| entry.path().starts_with(u))
             || name.starts_with(atomic::TEMP_PREFIX)
             || name.starts_with("dovecot.index")
         {
@@ -584,6 +602,25 @@ mod tests {
             fs::read(d.path().join("x/.Inbox.Sub/cur/1000.N2097252.unseal:2,RS")).unwrap(),
             b"m"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_is_an_error_entry_not_a_mangled_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("Mail");
+        mk(&root, "cur/1.a:2,S", b"Subject: ok\n\nfine\n", 10);
+        fs::create_dir_all(root.join("new")).unwrap();
+        let odd = root
+            .join("cur")
+            .join(std::ffi::OsStr::from_bytes(b"2.caf\xe9:2,S"));
+        fs::write(&odd, b"Content-Type: application/pkcs7-mime\n\nx\n").unwrap();
+        let items: Vec<_> = MaildirReader::open(&root).unwrap().collect();
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(items.iter().filter(|i| i.is_ok()).count() == 1);
+        let e = items.iter().find_map(|i| i.as_ref().err()).unwrap();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
     }
 
     #[test]

@@ -106,6 +106,11 @@ pub fn is_from_line(line: &[u8]) -> bool {
     !any
 }
 
+/// A CR anywhere but just before the line's final LF.
+fn has_bare_cr(line: &[u8]) -> bool {
+    memchr::memchr(b'\r', trim_eol(line)).is_some()
+}
+
 fn trim_eol(mut s: &[u8]) -> &[u8] {
     if let Some(x) = s.strip_suffix(b"\n") {
         s = x;
@@ -704,6 +709,15 @@ impl MboxReader {
         let first = find_sep(data, start, &mut |_| {}).0;
         if first == data.len() && start < data.len() {
             return Err(Error::format(path.display(), "no mbox From_ line found"));
+        }
+        if has_bare_cr(line_at(data, first)) {
+            // Otherwise the whole file is one From_ line and the mailbox looks empty.
+            return Err(Error::format(
+                path.display(),
+                "the first From_ line holds a bare CR: the file's lines end in CR alone (classic \
+                 Mac OS), which no mbox reader takes as line breaks; convert them (`tr '\\r' \
+                 '\\n'`) and run again",
+            ));
         }
         // Detection frames up to 200 messages: for a file of huge ones, that is most of it.
         let mut released = 0;

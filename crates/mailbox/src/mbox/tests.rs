@@ -681,3 +681,29 @@ fn a_long_run_of_quotes_is_quoted_like_any_other() {
         }
     }
 }
+
+#[test]
+fn bare_cr_line_ends_are_refused_not_read_as_one_empty_message() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("mac.mbox");
+    fs::write(
+        &p,
+        b"From a@b Mon Jun  3 12:50:27 1996\rSubject: x\r\rbody\r\rFrom a@b Mon Jun  3 12:50:28 1996\rSubject: y\r\rz\r",
+    )
+    .unwrap();
+    let e = MboxReader::open(&p, None).err().expect("refused");
+    assert!(e.to_string().contains("bare CR"), "{e}");
+    // CRLF is fine, and so is a CR inside a message of an LF file.
+    fs::write(
+        &p,
+        b"From a@b Mon Jun  3 12:50:27 1996\r\nSubject: x\r\n\r\nbo\rdy\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_all(&p).len(), 1);
+    fs::write(
+        &p,
+        b"From a@b Mon Jun  3 12:50:27 1996\nSubject: x\n\nbo\rdy\n",
+    )
+    .unwrap();
+    assert_eq!(read_all(&p).len(), 1);
+}
