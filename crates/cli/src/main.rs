@@ -25,7 +25,13 @@ pub const EXIT_FATAL: i32 = 2;
 /// One line on stderr.
 pub fn log(msg: &str) {
     eprintln!("unseal: {msg}");
+    if let Ok(mut last) = LAST_LOGGED.lock() {
+        *last = Some(msg.to_string());
+    }
 }
+
+/// The last line [`log`] wrote: the reason a run that ends fatally gives in its report.
+static LAST_LOGGED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -47,11 +53,28 @@ fn main() {
             .unwrap_or_default();
         eprintln!("unseal: internal error{loc}");
     }));
-    let code = match &cli.command {
-        args::Command::Keys(c) => commands::keys::run(c, cli.verbose),
-        args::Command::Scan(c) => commands::scan::run(c, cli.verbose, &STOP),
-        args::Command::Decrypt(c) => commands::decrypt::run(c, cli.verbose, &STOP),
-        args::Command::Verify(c) => commands::verify::run(c, cli.verbose),
+    let (code, report) = match &cli.command {
+        args::Command::Keys(c) => (commands::keys::run(c, cli.verbose), None),
+        args::Command::Scan(c) => (
+            commands::scan::run(c, cli.verbose, &STOP),
+            c.report.as_ref(),
+        ),
+        args::Command::Decrypt(c) => (
+            commands::decrypt::run(c, cli.verbose, &STOP),
+            c.report.as_ref(),
+        ),
+        args::Command::Verify(c) => (commands::verify::run(c, cli.verbose), c.report.as_ref()),
     };
+    // A run that stopped before its summary must not leave an older run's report behind, which
+    // a script would read as this run's.
+    if code == EXIT_FATAL
+        && let Some(path) = report
+        && !report::summary_written()
+    {
+        let why = LAST_LOGGED.lock().ok().and_then(|l| l.clone());
+        if let Err(e) = report::write_fatal(path, why.as_deref().unwrap_or("fatal error")) {
+            log(&e);
+        }
+    }
     std::process::exit(code);
 }

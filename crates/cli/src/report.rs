@@ -122,9 +122,29 @@ impl Report {
         {
             w.flush().map_err(|e| format!("report: {e}"))?;
             w.get_ref().sync_all().map_err(|e| format!("report: {e}"))?;
+            SUMMARY_WRITTEN.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(())
     }
+}
+
+static SUMMARY_WRITTEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process wrote a report's summary line.
+pub fn summary_written() -> bool {
+    SUMMARY_WRITTEN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Replaces the report at `path` by one line, `{"summary": {"fatal": REASON}}`: for a run that
+/// ended (exit 2) before it could write its own summary.
+pub fn write_fatal(path: &Path, reason: &str) -> Result<(), String> {
+    let line =
+        serde_json::json!({ "summary": { "fatal": reason, "exit_code": crate::EXIT_FATAL } });
+    let mut f =
+        File::create(path).map_err(|e| format!("{}: cannot write report: {e}", path.display()))?;
+    writeln!(f, "{line}")
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: cannot write report: {e}", path.display()))
 }
 
 pub fn unix_now() -> i64 {

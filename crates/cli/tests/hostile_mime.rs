@@ -1,0 +1,167 @@
+//! Messages whose MIME does not say what they hold. An envelope is opened whatever its label;
+//! one the MIME structure does not lead to (bare-CR line ends, an empty boundary) fails its item
+//! and keeps `verify` from calling the mailbox safe: it never passes as plain text.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The OpenSSL fixture with its top-level Content-* fields replaced by `head`.
+fn relabelled(head: &str) -> Vec<u8> {
+    let m = String::from_utf8(msg("aes128-cbc.der.eml")).unwrap();
+    let (fields, body) = m.split_once("\n\n").unwrap();
+    let mut out: String = fields
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(head);
+    out.push('\n');
+    out.push_str(body);
+    out.into_bytes()
+}
+
+fn expected_body() -> Vec<u8> {
+    let e = std::fs::read(fixtures().join("expected/aes128-cbc.der.eml.out")).unwrap();
+    let e = String::from_utf8(e).unwrap().replace('\r', "");
+    e.split_once("\n\n").unwrap().1.to_string().into_bytes()
+}
+
+fn records(report: &Path) -> Vec<serde_json::Value> {
+    report_lines(report)
+        .into_iter()
+        .filter(|r| r.get("summary").is_none())
+        .collect()
+}
+
+#[test]
+fn mislabelled_envelopes_are_decrypted_and_verified() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("mail");
+    std::fs::create_dir(&dir).unwrap();
+    let heads = [
+        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n",
+        "Content-Disposition: attachment; filename=\"smime.p7m\"\nContent-Transfer-Encoding: base64\n",
+        "Content-Type: application / pkcs7-mime; smime-type=enveloped-data\nContent-Transfer-Encoding: base64\n",
+        "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n",
+    ];
+    for (i, h) in heads.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.eml")), relabelled(h)).unwrap();
+    }
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    decrypt(&dir, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let recs = records(&report);
+    assert_eq!(recs.len(), heads.len());
+    for r in &recs {
+        assert_eq!(r["status"], "decrypted", "{r}");
+    }
+    let want = expected_body();
+    for i in 0..heads.len() {
+        let got = std::fs::read(out.join(format!("mail/{i}.eml"))).unwrap();
+        let got: Vec<u8> = got.into_iter().filter(|&b| b != b'\r').collect();
+        assert!(got.ends_with(&want), "{i}.eml");
+    }
+    verify(&dir, &out).assert().code(0);
+}
+
+#[test]
+fn an_envelope_out_of_the_structure_fails_and_is_never_safe() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("mail");
+    std::fs::create_dir(&dir).unwrap();
+    let original = msg("aes128-cbc.der.eml");
+    let text = String::from_utf8(original.clone()).unwrap();
+    let cr = text.replace('\n', "\r");
+    std::fs::write(dir.join("mac.eml"), &cr).unwrap();
+    let (fields, body) = text.split_once("\n\n").unwrap();
+    let (outer, inner): (Vec<&str>, Vec<&str>) = fields
+        .lines()
+        .partition(|l| !l.to_ascii_lowercase().starts_with("content-"));
+    let empty_boundary = format!(
+        "{}\nContent-Type: multipart/mixed; boundary=\"\"\n\n--\n{}\n\n{body}\n----\n",
+        outer.join("\n"),
+        inner.join("\n")
+    );
+    std::fs::write(dir.join("empty-boundary.eml"), &empty_boundary).unwrap();
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    decrypt(&dir, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let recs = records(&report);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r["status"], "failed", "{r}");
+        let reason = r["reason"].as_str().unwrap();
+        assert!(reason.contains("no MIME part leads to"), "{reason}");
+    }
+    let mac = recs.iter().find(|r| r["id"] == "mac.eml").unwrap();
+    assert!(mac["reason"].as_str().unwrap().contains("bare CR"));
+    // Inputs untouched; copies unchanged; verify does not call them safe.
+    assert_eq!(std::fs::read(dir.join("mac.eml")).unwrap(), cr.as_bytes());
+    assert_eq!(
+        std::fs::read(out.join("mail/mac.eml")).unwrap(),
+        cr.as_bytes()
+    );
+    let vreport = t.path().join("v.jsonl");
+    verify(&dir, &out)
+        .arg("--report")
+        .arg(&vreport)
+        .assert()
+        .code(1);
+    for r in records(&vreport) {
+        assert_ne!(r["status"], "ok", "{r}");
+    }
+}
+
+#[test]
+fn a_bare_cr_mbox_is_refused_not_read_as_empty() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("mac.mbox");
+    let mut data = b"From alice@example.org Mon Jun  3 12:50:27 1996\n".to_vec();
+    data.extend(msg("aes128-cbc.der.eml"));
+    let data: Vec<u8> = data
+        .into_iter()
+        .map(|b| if b == b'\n' { b'\r' } else { b })
+        .collect();
+    std::fs::write(&mbox, &data).unwrap();
+    let out = t.path().join("out");
+    let assert = decrypt(&mbox, &out).assert();
+    let code = assert.get_output().status.code();
+    assert!(code == Some(1) || code == Some(2), "{code:?}");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("bare CR"), "{stderr}");
+    assert_eq!(std::fs::read(&mbox).unwrap(), data);
+    verify(&mbox, &out).assert().failure();
+}
+
+#[test]
+fn a_fatal_run_replaces_an_old_report() {
+    let t = tempfile::tempdir().unwrap();
+    let report = t.path().join("r.jsonl");
+    std::fs::write(&report, "{\"summary\":{\"safe\":true}}\n").unwrap();
+    unseal()
+        .arg("decrypt")
+        .arg("--key")
+        .arg(t.path().join("no-such-key.p12"))
+        .arg(fixtures().join("demo/demo.mbox"))
+        .arg("--out")
+        .arg(t.path().join("out"))
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(2);
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let fatal = lines[0]["summary"]["fatal"].as_str().unwrap();
+    assert!(fatal.contains("no usable key"), "{fatal}");
+}
