@@ -226,6 +226,12 @@ pub fn looks_like_mime_start(p: &[u8]) -> bool {
     !p.is_empty()
 }
 
+/// A GCM tag that does not match means one of two things, and the report must not claim to
+/// know which.
+fn tag_failure(e: &Error) -> String {
+    format!("{e} (either the message was altered or this key is not the one it was encrypted to)")
+}
+
 impl<'k> Decryptor<'k> {
     /// Prepares every key in the ring with the provider. A key the provider rejects is kept as
     /// unusable (and named if a message needs it) rather than failing the whole run.
@@ -712,7 +718,7 @@ impl<'k> Decryptor<'k> {
             let mut gcm = GcmDecryptor::new(self.provider, cek, nonce, aad)
                 .map_err(|e| wrong(e.to_string()))?;
             gcm.update(&mut plain).map_err(TryError::Next)?;
-            gcm.finish(mac).map_err(|e| wrong(e.to_string()))?;
+            gcm.finish(mac).map_err(|e| wrong(tag_failure(&e)))?;
         }
         if check_mime && !looks_like_mime_start(&plain[..plain.len().min(64)]) {
             return Err(not_mime(wrong("the plaintext is not a MIME entity".into())));
@@ -766,7 +772,7 @@ impl Decryptor<'_> {
                 Ok(())
             })
             .map_err(TryError::Next)?;
-        gcm.finish(mac).map_err(|e| wrong(e.to_string()))?;
+        gcm.finish(mac).map_err(|e| wrong(tag_failure(&e)))?;
         if check_mime && !looks_like_mime_start(&head) {
             return Err(not_mime(wrong("the plaintext is not a MIME entity".into())));
         }
