@@ -47,3 +47,30 @@ fn an_original_in_the_output_folder_is_never_replaced() {
     assert!(err.contains("refusing to overwrite"), "{err}");
     assert_eq!(std::fs::read(t.path().join("a.eml")).unwrap(), original);
 }
+
+#[test]
+fn a_p7m_that_fails_is_reported_under_the_name_it_was_copied_to() {
+    let t = tempfile::tempdir().unwrap();
+    let der = std::fs::read(fixtures().join("messages/aes256-cbc.der.p7m")).unwrap();
+    let input = t.path().join("cut.p7m");
+    std::fs::write(&input, &der[..300]).unwrap();
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    decrypt(&input, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    assert_eq!(std::fs::read(out.join("cut.p7m")).unwrap(), &der[..300]);
+    assert!(!out.join("cut.eml").exists());
+    let summary = report_lines(&report).pop().unwrap();
+    let written = summary["summary"]["mailboxes"][0]["output"]
+        .as_str()
+        .unwrap();
+    assert!(written.ends_with("cut.p7m"), "{written}");
+    // verify finds the copy and says what it is: still encrypted, not missing.
+    let r = verify(&input, &out).assert().code(1);
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(err.contains("1 still encrypted"), "{err}");
+    assert!(err.contains("0 missing"), "{err}");
+}

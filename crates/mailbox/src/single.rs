@@ -177,6 +177,8 @@ pub struct FileSink {
     /// Where an item copied unchanged goes when that differs from `target`: a `.p7m` that could
     /// not be decrypted keeps its own name rather than take the name of its content.
     unchanged_target: Option<PathBuf>,
+    /// The file actually written (what [`Sink::finish`] names).
+    written: Option<PathBuf>,
 }
 
 impl FileSink {
@@ -184,6 +186,7 @@ impl FileSink {
         FileSink {
             target: target.to_path_buf(),
             unchanged_target: None,
+            written: None,
         }
     }
 
@@ -193,6 +196,7 @@ impl FileSink {
         FileSink {
             target: target.to_path_buf(),
             unchanged_target: (target != unchanged).then(|| unchanged.to_path_buf()),
+            written: None,
         }
     }
 }
@@ -200,7 +204,9 @@ impl FileSink {
 impl Sink for FileSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         atomic::write_atomic(&self.target, body, meta.mtime)
-            .map_err(|e| Error::io_path(&self.target, "write", e))
+            .map_err(|e| Error::io_path(&self.target, "write", e))?;
+        self.written = Some(self.target.clone());
+        Ok(())
     }
 
     fn can_stream(&self, _meta: &Meta) -> bool {
@@ -208,14 +214,18 @@ impl Sink for FileSink {
     }
 
     fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
-        atomic::write_atomic_streamed(&self.target, meta.mtime, fill)
-            .map_err(|e| Error::io_path(&self.target, "write", e))
+        let filled = atomic::write_atomic_streamed(&self.target, meta.mtime, fill)
+            .map_err(|e| Error::io_path(&self.target, "write", e))?;
+        self.written = Some(self.target.clone());
+        Ok(filled)
     }
 
     fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
-        let target = self.unchanged_target.as_ref().unwrap_or(&self.target);
-        atomic::write_atomic(target, body, meta.mtime)
-            .map_err(|e| Error::io_path(target, "write", e))
+        let target = self.unchanged_target.clone().unwrap_or(self.target.clone());
+        atomic::write_atomic(&target, body, meta.mtime)
+            .map_err(|e| Error::io_path(&target, "write", e))?;
+        self.written = Some(target);
+        Ok(())
     }
 
     fn already_written(&self, _meta: &Meta) -> bool {
@@ -226,8 +236,9 @@ impl Sink for FileSink {
         &self.target
     }
 
+    /// The file written: the content's name, or the input's own for a `.p7m` copied unchanged.
     fn finish(self: Box<Self>) -> Result<PathBuf, Error> {
-        Ok(self.target)
+        Ok(self.written.unwrap_or(self.target))
     }
 }
 
@@ -298,6 +309,7 @@ mod tests {
         let out2 = d.path().join("out2");
         let mut s = crate::create_sink(crate::OutFormat::File, &p, &out2).unwrap();
         s.write_unchanged(&items[0].meta, items[0].bytes()).unwrap();
+        assert_eq!(s.finish().unwrap(), out2.join("report.pdf.p7m"));
         assert!(!out2.join("report.pdf").exists());
         assert_eq!(
             fs::read(out2.join("report.pdf.p7m")).unwrap(),

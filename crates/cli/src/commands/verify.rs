@@ -86,7 +86,7 @@ fn output_path(input: &Path, name: &str, format: Format, out: &Path, jr: &Journa
         _ => out.join(name),
     };
     if !default.exists()
-        && let Some(p) = &jr.output
+        && let Some(p) = jr.final_output.as_ref().or(jr.output.as_ref())
     {
         return PathBuf::from(p);
     }
