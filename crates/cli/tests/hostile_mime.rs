@@ -135,11 +135,14 @@ fn a_bare_cr_mbox_is_refused_not_read_as_empty() {
         .collect();
     std::fs::write(&mbox, &data).unwrap();
     let out = t.path().join("out");
-    let assert = decrypt(&mbox, &out).assert();
+    let report = t.path().join("r.jsonl");
+    let assert = decrypt(&mbox, &out).arg("--report").arg(&report).assert();
     let code = assert.get_output().status.code();
     assert!(code == Some(1) || code == Some(2), "{code:?}");
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert!(stderr.contains("bare CR"), "{stderr}");
+    let summary = report_lines(&report).pop().unwrap();
+    assert_eq!(summary["summary"]["mailboxes_failed"], 1, "{summary}");
     assert_eq!(std::fs::read(&mbox).unwrap(), data);
     verify(&mbox, &out).assert().failure();
 }

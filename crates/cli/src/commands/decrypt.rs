@@ -16,8 +16,10 @@ use crate::progress::Progress;
 use crate::report::Record;
 use crate::{EXIT_FATAL, EXIT_OK, EXIT_SOME, commands::keys, log};
 
-/// Nesting of envelopes inside envelopes that is still opened.
-pub const MAX_DEPTH: usize = 8;
+/// MIME nesting still followed: multiparts, forwarded messages, signatures and envelopes each
+/// count one level. A forward of a forward of a signed, encrypted message is already about ten
+/// deep; beyond this an item fails with a `limit` error (and is never called safe).
+pub const MAX_DEPTH: usize = 32;
 
 fn out_format(arg: Option<OutFormatArg>, f: Format) -> Result<OutFormat, String> {
     match (arg, f) {
@@ -199,6 +201,8 @@ pub fn run(cmd: &DecryptCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             "interrupted": r.interrupted,
         })).collect::<Vec<_>>(),
         "counts": total,
+        // Mailboxes stopped by an error of their own: their remaining items are in no count.
+        "mailboxes_failed": failed_boxes.len(),
         "keys_used": keys_used,
         "key_files_failed": loaded.failures.iter().map(|f| format!("{}: {}", f.file.display(), f.reason)).collect::<Vec<_>>(),
         "interrupted": interrupted,

@@ -106,6 +106,8 @@ pub fn run(cmd: &ScanCmd, verbose: u8, stop: &AtomicBool) -> i32 {
             "recipient": r, "items": n, "mailboxes": b,
         })).collect::<Vec<_>>(),
         "counts": total,
+        // Mailboxes that could not be read at all: their items are in no count above.
+        "mailboxes_failed": fatal,
         "key_files_failed": loaded.failures.iter().map(|f| format!("{}: {}", f.file.display(), f.reason)).collect::<Vec<_>>(),
     });
     if let Err(e) = report.summary(summary) {
