@@ -115,10 +115,15 @@ fn streaming_writes_what_the_in_memory_path_writes_or_declines() {
 /// A streamable fixture in DER (the ciphertext is the last thing in its ContentInfo), split
 /// into its header block and decoded body, and the cipher's block length.
 fn a_streamable_der(dec: &Decryptor<'_>) -> (Vec<u8>, Vec<u8>, usize) {
+    a_streamable(dec, ".der.")
+}
+
+/// As [`a_streamable_der`], for a fixture whose name contains `encoding` (".der." or ".ber.").
+fn a_streamable(dec: &Decryptor<'_>, encoding: &str) -> (Vec<u8>, Vec<u8>, usize) {
     use base64::Engine as _;
     for p in messages() {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if !name.contains(".der.") {
+        if !name.contains(encoding) {
             continue;
         }
         let msg = std::fs::read(&p).unwrap();
@@ -141,7 +146,7 @@ fn a_streamable_der(dec: &Decryptor<'_>) -> (Vec<u8>, Vec<u8>, usize) {
         };
         return (head.as_bytes().to_vec(), der, bs);
     }
-    panic!("no streamable DER fixture");
+    panic!("no streamable {encoding} fixture");
 }
 
 fn message(head: &[u8], der: &[u8]) -> Vec<u8> {
@@ -190,6 +195,30 @@ fn a_damaged_message_fails_instead_of_writing_output() {
         "{:?}",
         r.map(|o| o.map(|x| x.1))
     );
+}
+
+#[test]
+fn a_ber_envelope_cut_in_its_closing_end_of_contents_is_truncated_either_way() {
+    let ring = all_keys();
+    let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+    let (head, der, _) = a_streamable(&dec, ".ber.");
+    assert!(
+        der.ends_with(&[0; 8]),
+        "a BER fixture closes with end-of-contents"
+    );
+    assert!(decrypt_message(&dec, &message(&head, &der), &opts()).is_ok());
+    // The ContentInfo's and its [0]'s end-of-contents, or part of them, missing.
+    for cut in 1..=4 {
+        let msg = message(&head, &der[..der.len() - cut]);
+        let e = decrypt_message(&dec, &msg, &opts()).expect_err("in memory");
+        assert!(e.to_string().contains("truncated"), "cut {cut}: {e}");
+        match streamed(&dec, &msg) {
+            Err(StreamError::Failed(e)) => {
+                assert!(e.to_string().contains("ContentInfo"), "cut {cut}: {e}")
+            }
+            other => panic!("cut {cut}: {:?}", other.map(|o| o.map(|x| x.1))),
+        }
+    }
 }
 
 /// A 5 MB message made by `openssl cms -encrypt`, DER and BER (`-stream`: indefinite lengths,

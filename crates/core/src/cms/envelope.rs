@@ -298,8 +298,31 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
         Ok(())
     };
     let available = at + after.len();
-    let reached = |settled_ok: Result<()>| -> Result<()> {
+    // `seq_end`: where the EnvelopedData ended. Then, as `parse` requires, an end-of-contents
+    // for the `[0]` and for the ContentInfo in the indefinite form.
+    let reached = |settled_ok: Result<()>, seq_end: usize| -> Result<()> {
         settled_ok?;
+        let mut pos = seq_end;
+        for (end, what) in [
+            (enc.ends.explicit, "ContentInfo.content"),
+            (enc.ends.content_info, "ContentInfo"),
+        ] {
+            if end.is_some() {
+                continue;
+            }
+            let rel = pos.saturating_sub(at);
+            match after.get(rel..rel + 2) {
+                Some([0, 0]) => pos += 2,
+                Some(_) => {
+                    return Err(Error::Asn1 {
+                        what,
+                        offset: pos as u64,
+                        detail: "missing end-of-contents".into(),
+                    });
+                }
+                None => return Err(need_more(what, pos)),
+            }
+        }
         match enc.ends.content_info.or(enc.ends.explicit) {
             Some(end) if end > available => Err(need_more("ContentInfo", available)),
             _ => Ok(()),
@@ -311,14 +334,15 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
             Some(l) => {
                 let end = enc.seq.content_start.saturating_add(l);
                 if abs == end {
-                    return reached(past_limit(end).map_err(settled));
+                    return reached(past_limit(end).map_err(settled), end);
                 }
                 if abs > end {
                     return Err(malformed("EnvelopedData", end));
                 }
             }
             None if r.at_eoc() => {
-                return reached(past_limit(at + r.position()).map_err(settled));
+                let end = at + r.position();
+                return reached(past_limit(end).map_err(settled), end);
             }
             None => {}
         }
@@ -391,7 +415,7 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
         mut s,
         eci,
         mut e,
-        ends: _,
+        ends,
     } = front(Reader::new(input))?;
     let content = if !e.at_end_of(&eci) {
         let h = content_header(&mut e)?;
@@ -451,6 +475,19 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
         s.skip_contents(&h, 0)?;
     }
     r.end_of(&seq, &s, kind.name())?;
+    // In the indefinite form the `[0]` and the ContentInfo each close with an end-of-contents:
+    // without them the input was cut short, however complete the content looks.
+    for (end, what) in [
+        (ends.explicit, "ContentInfo.content"),
+        (ends.content_info, "ContentInfo"),
+    ] {
+        if end.is_none() && !r.at_eoc() {
+            return Err(Error::Truncated {
+                what,
+                offset: r.offset(),
+            });
+        }
+    }
 
     Ok(EnvelopeHeader {
         kind,

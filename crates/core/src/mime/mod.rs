@@ -40,7 +40,7 @@ impl Default for MessageOptions {
     fn default() -> Self {
         MessageOptions {
             trace_header: true,
-            max_depth: 16,
+            max_depth: 32,
             timestamp: String::new(),
         }
     }
