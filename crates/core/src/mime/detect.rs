@@ -14,6 +14,8 @@ pub enum PartKind {
     Envelope,
     /// ContentInfo with SignedData (opaque signature: its encapsulated content may hold an envelope).
     SignedData,
+    /// ContentInfo with CompressedData (RFC 3274): what it holds cannot be looked into here.
+    Compressed,
     /// Anything else.
     Other,
 }
@@ -30,11 +32,32 @@ pub enum Cte {
 }
 
 impl Cte {
+    /// Leniently, as clients write it: comments, quotes and an `x-` prefix do not hide base64
+    /// or quoted-printable (an envelope behind an encoding we did not recognise would be read
+    /// as plain).
     pub fn parse(value: Option<&str>) -> Cte {
         let v = value
-            .map(|v| v.trim().to_ascii_lowercase())
+            .map(|v| {
+                let mut depth = 0usize;
+                let bare: String = v
+                    .chars()
+                    .filter(|&c| match c {
+                        '(' => {
+                            depth += 1;
+                            false
+                        }
+                        ')' => {
+                            depth = depth.saturating_sub(1);
+                            false
+                        }
+                        '"' => false,
+                        _ => depth == 0,
+                    })
+                    .collect();
+                bare.trim().to_ascii_lowercase()
+            })
             .unwrap_or_default();
-        match v.as_str() {
+        match v.strip_prefix("x-").unwrap_or(&v) {
             "" | "7bit" | "8bit" | "binary" => Cte::Identity,
             "base64" => Cte::Base64,
             "quoted-printable" => Cte::QuotedPrintable,
@@ -85,11 +108,12 @@ pub fn peek_oid(body: &[u8], cte: Cte) -> Option<Vec<u8>> {
             let b = skip_leading_ws(body);
             b.get(..64).unwrap_or(b).to_vec()
         }
-        Cte::Base64 => decode_base64_prefix(body, 64),
-        Cte::QuotedPrintable => decode_qp(body.get(..256).unwrap_or(body)),
+        Cte::Base64 => decode_base64_prefix(body, 96),
+        Cte::QuotedPrintable => decode_qp(body.get(..384).unwrap_or(body)),
         Cte::Unknown => return None,
     };
-    content_type_oid(&prefix).map(<[u8]>::to_vec)
+    // A line break encoded before the DER (some clients do) is skipped as in a binary body.
+    content_type_oid(skip_leading_ws(&prefix)).map(<[u8]>::to_vec)
 }
 
 fn kind_of_oid(o: &[u8]) -> PartKind {
@@ -97,6 +121,8 @@ fn kind_of_oid(o: &[u8]) -> PartKind {
         PartKind::Envelope
     } else if o == oid::SIGNED_DATA.as_bytes() {
         PartKind::SignedData
+    } else if o == oid::COMPRESSED_DATA.as_bytes() {
+        PartKind::Compressed
     } else {
         PartKind::Other
     }
@@ -131,11 +157,15 @@ pub fn content_type_oid(der: &[u8]) -> Option<&[u8]> {
     if *der.get(pos)? != 0x06 {
         return None;
     }
-    let len = *der.get(pos + 1)? as usize;
+    // BER allows the OID's length in the long form (`81 09`); OpenSSL reads it.
+    let (len, at) = match *der.get(pos + 1)? {
+        0x81 => (*der.get(pos + 2)? as usize, pos + 3),
+        l => (l as usize, pos + 2),
+    };
     if len == 0 || len > 0x7f {
         return None;
     }
-    der.get(pos + 2..pos + 2 + len)
+    der.get(at..at + len)
 }
 
 /// The standard alphabet, padding optional, trailing bits tolerated.
@@ -327,14 +357,19 @@ pub fn decode_body(body: &[u8], cte: Cte) -> Vec<u8> {
 
 /// The bytes every ContentInfo announcing EnvelopedData or AuthEnvelopedData holds, wherever
 /// it starts: `OID <content type>` and the `[0]` tag of its content.
-fn marker_bytes() -> [Vec<u8>; 2] {
-    [oid::ENVELOPED_DATA, oid::AUTH_ENVELOPED_DATA].map(|o| {
+fn marker_bytes() -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    for o in [oid::ENVELOPED_DATA, oid::AUTH_ENVELOPED_DATA] {
         let o = o.as_bytes();
-        let mut p = vec![0x06, o.len() as u8];
-        p.extend_from_slice(o);
-        p.push(0xa0);
-        p
-    })
+        // The OID's length in the short form, and in BER's long form (`81 len`).
+        for head in [vec![0x06, o.len() as u8], vec![0x06, 0x81, o.len() as u8]] {
+            let mut p = head;
+            p.extend_from_slice(o);
+            p.push(0xa0);
+            v.push(p);
+        }
+    }
+    v
 }
 
 /// The arc `1.2.840.113549.1` (PKCS) that both content types lie under: rare bytes, so that a
@@ -365,10 +400,14 @@ fn base64_envelope_at(bytes: &[u8]) -> bool {
 pub fn envelope_markers(bytes: &[u8]) -> Vec<usize> {
     let markers = marker_bytes();
     let mut hits: Vec<usize> = memchr::memmem::find_iter(bytes, PKCS_ARC)
-        .filter_map(|p| p.checked_sub(2))
-        .filter(|&p| {
-            let at = bytes.get(p..).unwrap_or(&[]);
-            markers.iter().any(|m| at.starts_with(m))
+        .filter_map(|p| {
+            [2, 3]
+                .into_iter()
+                .filter_map(|back| p.checked_sub(back))
+                .find(|&p| {
+                    let at = bytes.get(p..).unwrap_or(&[]);
+                    markers.iter().any(|m| at.starts_with(m))
+                })
         })
         .collect();
     let line_starts = (bytes.first() == Some(&b'M'))

@@ -133,6 +133,7 @@ pub fn decrypt_message_with(
         max_depth: opts.max_depth,
         eol,
         events: Vec::new(),
+        seen: 0,
     };
     let data = Data::Borrowed(msg);
     let rewritten = walker.entity(&data, 0, msg.len(), "", 0, "text/plain")?;
@@ -218,6 +219,7 @@ pub fn find_envelopes(msg: &[u8], opts: &MessageOptions) -> Result<Vec<FoundEnve
         max_depth: opts.max_depth,
         eol: line_ending(msg),
         events: Vec::new(),
+        seen: 0,
     };
     walker.entity(&Data::Borrowed(msg), 0, msg.len(), "", 0, "text/plain")?;
     // More envelopes in the raw bytes than the walk found: some are out of its reach.

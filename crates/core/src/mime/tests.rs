@@ -615,10 +615,6 @@ fn an_envelope_the_walk_cannot_reach_is_an_error_never_plain() {
     for msg in [
         format!("Content-Type: multipart/mixed; boundary=\"\"\n\n--\n{part}\n----\n"),
         format!("Content-Type: multipart/mixed\n\n--b\n{part}\n--b--\n"),
-        format!(
-            "Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: text/plain\n\nhi\n\
-             --s\nContent-Type: application/pkcs7-signature\n\nMIAG\n--s\n{part}\n--s--\n"
-        ),
         format!("Content-Type: text/plain\n\nHere is what I got:\n\n{part}\n"),
         format!(
             "Content-Type: text/plain; charset=x-uuencode\nContent-Transfer-Encoding: x-unknown\n\n{part}"
@@ -626,6 +622,81 @@ fn an_envelope_the_walk_cannot_reach_is_an_error_never_plain() {
     ] {
         out_of_reach(msg.as_bytes());
     }
+}
+
+#[test]
+fn a_multipart_signed_of_unusual_shape_is_walked_part_by_part() {
+    let part = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
+    // A third part after the signature, and a second part that is no signature.
+    for msg in [
+        format!(
+            "Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: text/plain\n\nhi\n\
+             --s\nContent-Type: application/pkcs7-signature\n\nMIAG\n--s\n{part}\n--s--\n"
+        ),
+        format!(
+            "Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: text/plain\n\nhi\n--s\n{part}\n--s--\n"
+        ),
+    ] {
+        let o = run(&msg);
+        assert_eq!(o.layers.len(), 1, "{msg}");
+        assert!(o.signatures_removed.is_empty());
+        let text = out_text(&o);
+        assert!(
+            text.contains("\n--s\nContent-Type: text/plain\n\nhi\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n\nA\n\n--s--\n"), "{text}");
+    }
+}
+
+#[test]
+fn encodings_that_hide_an_envelope_are_opened_or_refused() {
+    let inner = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
+    let fwd = format!("From: x\nSubject: fwd\n{inner}");
+    // A forwarded encrypted message attached as octet-stream: base64 inside base64, walked as a
+    // message and re-encoded.
+    let msg = format!(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee\n--b\n\
+         Content-Type: application/octet-stream; name=\"fwd.eml\"\nContent-Transfer-Encoding: base64\n\n{}--b--\n",
+        b64(fwd.as_bytes(), "\n")
+    );
+    let o = run(&msg);
+    assert_eq!(o.layers.len(), 1);
+    let found = find_envelopes(msg.as_bytes(), &opts()).unwrap();
+    assert_eq!(found.len(), 1);
+    // The same under a transfer encoding written with a comment or quotes.
+    for cte in ["base64 (as sent)", "\"base64\"", "x-base64"] {
+        let m = msg.replacen(
+            "Content-Transfer-Encoding: base64\n\n",
+            &format!("Content-Transfer-Encoding: {cte}\n\n"),
+            2,
+        );
+        assert_eq!(run(&m).layers.len(), 1, "{cte}");
+    }
+    // An armoured envelope inside base64: not a message, so refused.
+    let pem = format!(
+        "-----BEGIN PKCS7-----\n{}-----END PKCS7-----\n",
+        b64(&fake_env(b"x"), "\n")
+    );
+    let msg = format!(
+        "Content-Type: application/octet-stream; name=smime.p7m\nContent-Transfer-Encoding: base64\n\n{}",
+        b64(pem.as_bytes(), "\n")
+    );
+    let e = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("decoded body holds an encrypted CMS envelope"),
+        "{e}"
+    );
+    assert!(find_envelopes(msg.as_bytes(), &opts()).is_err());
+    // A line break before the DER inside the base64.
+    let mut crlf = b"\r\n".to_vec();
+    crlf.extend(fake_env(b"Content-Type: text/plain\n\nA\n"));
+    let msg = format!(
+        "Content-Type: application/octet-stream; name=smime.p7m\nContent-Transfer-Encoding: base64\n\n{}",
+        b64(&crlf, "\n")
+    );
+    assert_eq!(run(&msg).layers.len(), 1);
 }
 
 #[test]

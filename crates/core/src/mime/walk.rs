@@ -104,6 +104,8 @@ pub(crate) struct Walker<'v, V: Visitor> {
     /// Line ending for lines we add ("\r\n" or "\n").
     pub eol: &'static [u8],
     pub events: Vec<Event<V::Layer>>,
+    /// Envelopes reached so far (opened, or noted by a visitor that only looks).
+    pub seen: usize,
 }
 
 /// `""` + 2 → `"2"`, `"2"` + 1 → `"2.1"`, `"2/rfc822"` + 1 → `"2/rfc822/1"`.
@@ -265,7 +267,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
         let cte = Cte::parse(hb.get(bytes, "content-transfer-encoding").as_deref());
 
         if ct.mime_type == "multipart/signed" {
-            return self.multipart_signed(data, &hb, &ct, end, path, depth);
+            return self.multipart_signed(data, &hb, &ct, start, end, path, depth);
         }
         if ct.main_type() == "multipart" {
             return self.multipart(data, &hb, &ct, start, end, path, depth);
@@ -278,28 +280,78 @@ impl<'a, V: Visitor> Walker<'_, V> {
             .map(|v| ContentType::parse(&v));
         let candidate = detect::is_candidate_label(&ct, disposition.as_ref());
         let body_bytes = bytes.get(body.clone()).unwrap_or(&[]);
-        // An envelope is opened whatever its label (see `detect::is_envelope_part`); an opaque
-        // signature is looked into only when labelled as S/MIME.
+        // The body decides, whatever the label (see `detect::is_envelope_part`): an envelope is
+        // opened, an opaque signature looked into.
         match detect::classify_body(body_bytes, cte) {
             PartKind::Envelope => self.envelope(data, &hb, cte, end, path, depth),
-            PartKind::SignedData if candidate => {
-                self.opaque_signed(data, &hb, cte, end, path, depth)
+            PartKind::SignedData => self.opaque_signed(data, &hb, cte, end, path, depth),
+            PartKind::Compressed => Err(Error::Mime {
+                detail: format!(
+                    "{}: CMS compressed-data is not supported, so an envelope inside it could \
+                     not be opened",
+                    describe_path(path)
+                ),
+            }),
+            PartKind::Other
+                if candidate
+                    && detect::label_says_envelope(&ct)
+                    && detect::peek_oid(body_bytes, cte).is_none() =>
+            {
+                Err(Error::Mime {
+                    detail: format!(
+                        "{}: labelled {} but the body is no CMS ContentInfo",
+                        describe_path(path),
+                        ct.param("smime-type").unwrap_or("enveloped-data")
+                    ),
+                })
             }
-            _ if !candidate => Ok(None),
-            _ => {
-                if detect::label_says_envelope(&ct) && detect::peek_oid(body_bytes, cte).is_none() {
-                    Err(Error::Mime {
-                        detail: format!(
-                            "{}: labelled {} but the body is no CMS ContentInfo",
-                            describe_path(path),
-                            ct.param("smime-type").unwrap_or("enveloped-data")
-                        ),
-                    })
-                } else {
-                    Ok(None)
-                }
+            PartKind::Other => self.encoded_leaf(data, &hb, cte, start, end, path, depth),
+        }
+    }
+
+    /// A leaf that is no CMS object itself may still hide one in its transfer encoding: a
+    /// forwarded S/MIME message attached as `application/octet-stream` (base64 of a message
+    /// holding base64), an armoured (PEM) `smime.p7m`. Its decoded body is searched for
+    /// envelopes ([`detect::envelope_markers`]): a message is walked like message/rfc822,
+    /// anything else with an envelope in it fails the item rather than pass as plain.
+    #[allow(clippy::too_many_arguments)]
+    fn encoded_leaf(
+        &mut self,
+        data: &Data<'a>,
+        hb: &HeaderBlock,
+        cte: Cte,
+        start: usize,
+        end: usize,
+        path: &str,
+        depth: usize,
+    ) -> Result<Option<Rewritten<'a>>> {
+        if !matches!(cte, Cte::Base64 | Cte::QuotedPrintable) {
+            return Ok(None);
+        }
+        let bytes = data.bytes();
+        let decoded = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
+        let markers = detect::envelope_markers(&decoded);
+        let Some(&at) = markers.first() else {
+            return Ok(None);
+        };
+        if rewrite::starts_like_entity(&decoded) && !decoded.starts_with(b"-----") {
+            drop(decoded);
+            let before = self.seen;
+            let rw = self.embedded(data, hb, cte, start, end, path, depth)?;
+            if self.seen - before >= markers.len() {
+                return Ok(rw);
             }
         }
+        Err(with_path(
+            Error::Mime {
+                detail: format!(
+                    "byte {at} of the decoded body holds an encrypted CMS envelope that is not \
+                     opened (armoured or encoded twice, or in a message the walk cannot \
+                     follow); nothing was decrypted"
+                ),
+            },
+            path,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -313,7 +365,11 @@ impl<'a, V: Visitor> Walker<'_, V> {
         depth: usize,
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
+        self.seen += 1;
         let mut cms = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
+        // As `detect::peek_oid` does: blank lines encoded before the DER are no part of it.
+        let lead = cms.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        cms.drain(..lead);
         if let Some(n) = signed::content_info_len(&cms) {
             cms.truncate(n);
         }
@@ -352,7 +408,9 @@ impl<'a, V: Visitor> Walker<'_, V> {
         depth: usize,
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
-        let der = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
+        let mut der = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
+        let lead = der.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        der.drain(..lead);
         // A signature we cannot parse holds no envelope we could reach: leave it alone.
         let Ok(Some(content)) = signed::encapsulated_content(&der) else {
             return Ok(None);
@@ -389,6 +447,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
         data: &Data<'a>,
         hb: &HeaderBlock,
         ct: &ContentType,
+        start: usize,
         end: usize,
         path: &str,
         depth: usize,
@@ -397,6 +456,20 @@ impl<'a, V: Visitor> Walker<'_, V> {
         let Some(parts) = body_parts(bytes, hb, ct, end) else {
             return Ok(None);
         };
+        // The usual shape is content + one signature; anything else (a third part, a second
+        // part that is no signature) is walked part by part like any multipart, so that
+        // nothing after the first part goes unread.
+        let signature_second = parts.len() == 2
+            && parts.get(1).is_some_and(|p| {
+                let h = header::parse_block(bytes, p.start, p.end);
+                h.get(bytes, "content-type").is_some_and(|v| {
+                    let t = ContentType::parse(&v);
+                    t.mime_type.ends_with("-signature") || t.mime_type.ends_with("/signature")
+                })
+            });
+        if !signature_second {
+            return self.multipart(data, hb, ct, start, end, path, depth);
+        }
         let Some(first) = parts.first().cloned() else {
             return Ok(None);
         };
