@@ -239,6 +239,17 @@ fn stream_item(
     Ok(Some(rec))
 }
 
+/// For a file the mailbox does not take as a message (a stray file in a folder of .eml files, a
+/// Maildir's bookkeeping): whether its bytes still show an encrypted envelope, which copying it
+/// as it is would leave unreadable once the key is gone.
+pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
+    let at = *mime::detect::envelope_markers(bytes).first()?;
+    Some(format!(
+        "not a message of this mailbox, but byte {at} holds an encrypted CMS envelope; not \
+         decrypted (give the file as an input of its own, or name it .eml or .p7m)"
+    ))
+}
+
 /// Decrypts one item in memory. Never panics outward: a panic in the library becomes a failed
 /// item.
 pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
@@ -248,8 +259,13 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
         let mut rec = rec.clone();
         match item.kind {
             ItemKind::Passthrough => {
-                rec.status = "skipped".into();
-                rec.reason = Some("not a message: copied unchanged".into());
+                if let Some(why) = hidden_envelope(input) {
+                    rec.status = "failed".into();
+                    rec.reason = Some(why);
+                } else {
+                    rec.status = "skipped".into();
+                    rec.reason = Some("not a message: copied unchanged".into());
+                }
                 (None, rec)
             }
             ItemKind::Message => match mime::decrypt_message(ctx.dec, input, &ctx.msg_opts) {
@@ -363,8 +379,13 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
         let mut missing = Vec::new();
         let summaries = match item.kind {
             ItemKind::Passthrough => {
-                rec.status = "skipped".into();
-                rec.reason = Some("not a message".into());
+                if let Some(why) = hidden_envelope(input) {
+                    rec.status = "failed".into();
+                    rec.reason = Some(why);
+                } else {
+                    rec.status = "skipped".into();
+                    rec.reason = Some("not a message".into());
+                }
                 return Scanned {
                     record: rec,
                     missing,

@@ -168,3 +168,64 @@ fn a_fatal_run_replaces_an_old_report() {
     let fatal = lines[0]["summary"]["fatal"].as_str().unwrap();
     assert!(fatal.contains("no usable key"), "{fatal}");
 }
+
+/// The fixture's envelope part (headers and base64) under an octet-stream `smime.p7m` label.
+fn octet_stream_message() -> Vec<u8> {
+    relabelled(
+        "Content-Type: application/octet-stream; name=\"smime.p7m\"\nContent-Transfer-Encoding: base64\n",
+    )
+}
+
+#[test]
+fn envelopes_in_files_and_attachments_the_mailbox_does_not_label_are_not_lost() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("saved");
+    std::fs::create_dir(&tree).unwrap();
+    // A saved message under another name: opened as a message.
+    std::fs::write(tree.join("saved.txt"), octet_stream_message()).unwrap();
+    // A forwarded encrypted message attached as octet-stream (base64 of a message that holds
+    // base64): opened inside its attachment.
+    let fwd = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(msg("aes128-cbc.der.eml"));
+        let lines: String = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        format!(
+            "From: a@b\nSubject: fwd\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n\
+             --b\nContent-Type: text/plain\n\nsee attached\n--b\nContent-Type: application/octet-stream; \
+             name=\"fwd.eml\"\nContent-Transfer-Encoding: base64\n\n{lines}--b--\n"
+        )
+    };
+    std::fs::write(tree.join("fwd.eml"), &fwd).unwrap();
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    decrypt(&tree, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    for r in records(&report) {
+        assert_eq!(r["status"], "decrypted", "{r}");
+    }
+    let want = expected_body();
+    let saved = std::fs::read(out.join("saved/saved.txt")).unwrap();
+    let saved: Vec<u8> = saved.into_iter().filter(|&b| b != b'\r').collect();
+    assert!(saved.ends_with(&want));
+    verify(&tree, &out).assert().code(0);
+
+    // A Maildir with such a message left in tmp/ (not one of its messages): reported, never
+    // passed over as if the Maildir held nothing encrypted.
+    let md = t.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("cur/1.a:2,S"), plain(1)).unwrap();
+    std::fs::write(md.join("tmp/2.b"), octet_stream_message()).unwrap();
+    let out2 = t.path().join("out2");
+    let r = decrypt(&md, &out2).assert().code(1);
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(err.contains("tmp/2.b: looks like S/MIME"), "{err}");
+}

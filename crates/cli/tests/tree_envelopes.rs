@@ -27,7 +27,8 @@ fn envelopes_under_any_name_in_a_tree_are_decrypted() {
     .unwrap();
     std::fs::copy(m.join("des-cbc.der.eml"), tree.join("mail.eml")).unwrap();
     std::fs::write(tree.join("notes.txt"), b"not mail\n").unwrap();
-    // An envelope quoted inside prose: the file is copied as it is, not replaced by a part of it.
+    // An envelope quoted inside prose: the file is copied as it is, not replaced by a part of
+    // it, and reported: the quoted envelope stays encrypted.
     let mut quoted = b"Dear Bob, here is what I got:\n".to_vec();
     quoted.extend(std::fs::read(m.join("aes128-cbc.pem.p7m")).unwrap());
     quoted.extend_from_slice(b"\nregards\n");
@@ -44,7 +45,13 @@ fn envelopes_under_any_name_in_a_tree_are_decrypted() {
         c.arg(&tree).arg("--out").arg(&out);
         c
     };
-    run("decrypt").assert().code(0);
+    let r = run("decrypt").assert().code(1);
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(
+        err.contains("saved/quoted.txt: failed: not a message of this mailbox, but byte"),
+        "{err}"
+    );
+    assert_eq!(err.matches(": failed:").count(), 1, "{err}");
     let expected = |name: &str| std::fs::read(fixtures().join("expected").join(name)).unwrap();
     assert_eq!(
         std::fs::read(out.join("saved/attachments/blob.bin")).unwrap(),
@@ -59,5 +66,9 @@ fn envelopes_under_any_name_in_a_tree_are_decrypted() {
         b"not mail\n"
     );
     assert_eq!(std::fs::read(out.join("saved/quoted.txt")).unwrap(), quoted);
-    run("verify").assert().code(0);
+    let r = run("verify").assert().code(1);
+    let o = r.get_output();
+    let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("saved/quoted.txt"), "{err}");
+    assert!(err.contains("1 still encrypted"), "{err}");
 }

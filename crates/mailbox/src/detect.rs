@@ -42,6 +42,34 @@ pub fn mentions_pkcs7_mime(data: &[u8]) -> bool {
     })
 }
 
+/// Whether the bytes show any sign of S/MIME: `pkcs7-mime`, a `.p7m` name, or the start of a
+/// ContentInfo announcing (Auth)EnvelopedData in binary or in base64 (as it reads when the
+/// ContentInfo starts a base64 text, for every length form). A byte search, no decoding: the
+/// mailbox readers use it to decide that a file they would otherwise pass over must be looked
+/// at (the exact search is `unseal_core::mime::detect::envelope_markers`, run on every item).
+pub fn mentions_smime(data: &[u8]) -> bool {
+    const SIGNS: [&[u8]; 8] = [
+        b"GCSqGSIb3DQEHA6",
+        b"BgkqhkiG9w0BBwOg",
+        b"YJKoZIhvcNAQcDo",
+        b"GCyqGSIb3DQEJEAEXo",
+        b"BgsqhkiG9w0BCRABF6",
+        b"YLKoZIhvcNAQkQAReg",
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03],
+        &[
+            0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17,
+        ],
+    ];
+    mentions_pkcs7_mime(data)
+        || memchr::memmem::find_iter(data, b".").any(|i| {
+            data.get(i + 1..i + 4)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"p7m"))
+        })
+        || SIGNS
+            .iter()
+            .any(|s| memchr::memmem::find(data, s).is_some())
+}
+
 fn looks_like_base64(head: &[u8]) -> bool {
     !head.is_empty()
         && head

@@ -258,11 +258,11 @@ fn stray_smime(
             continue;
         }
         let mentions =
-            load_file(entry.path()).is_ok_and(|b| crate::detect::mentions_pkcs7_mime(b.bytes()));
+            load_file(entry.path()).is_ok_and(|b| crate::detect::mentions_smime(b.bytes()));
         if mentions {
             out.push(Err(Error::unsupported(
                 rel.display(),
-                "mentions S/MIME (pkcs7-mime) but is not a message of this Maildir (only cur/ \
+                "looks like S/MIME (pkcs7-mime, .p7m or an envelope) but is not a message of this Maildir (only cur/ \
                  and new/ of the top and of .Folder folders are); it is not decrypted or copied. \
                  Move it into a cur/ folder, or decrypt it as an input of its own",
             )));
@@ -577,7 +577,7 @@ mod tests {
         );
         for (i, rel) in [(2, "archive/2019/old.eml"), (3, "tmp/2.a")] {
             let e = got[i].as_ref().unwrap_err();
-            assert!(e.starts_with(&format!("{rel}: mentions S/MIME")), "{e}");
+            assert!(e.starts_with(&format!("{rel}: looks like S/MIME")), "{e}");
         }
     }
 

@@ -179,6 +179,17 @@ impl Iterator for TreeReader {
                          to an .eml (or remove the mention) and run again",
                     )));
                 }
+            } else if crate::detect::mentions_smime(body.bytes())
+                && crate::detect::looks_like_headers(
+                    body.bytes()
+                        .strip_prefix(crate::mbox::BOM)
+                        .unwrap_or(body.bytes()),
+                )
+            {
+                // A message whose envelope carries another label (octet-stream `smime.p7m`):
+                // opened like an .eml. What is no message stays a copied file, which the CLI
+                // still reports when an envelope shows in it.
+                (ItemKind::Message, rel, body)
             } else {
                 (ItemKind::Passthrough, rel, body)
             };

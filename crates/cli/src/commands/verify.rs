@@ -34,7 +34,7 @@ fn opts() -> MessageOptions {
 /// Whether bytes still hold an envelope (an error while looking counts as "yes": unproven).
 fn has_envelope(kind: ItemKind, bytes: &[u8]) -> bool {
     let run = || match kind {
-        ItemKind::Passthrough => false,
+        ItemKind::Passthrough => crate::pipeline::hidden_envelope(bytes).is_some(),
         ItemKind::Cms => !matches!(
             Decryptor::inspect_cms(&crate::pipeline::cms_bytes(bytes)),
             Err(e) if e.kind() == "not_enveloped"
