@@ -188,8 +188,11 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
 /// its line and its continuation lines as a header field and judged by [`judge_field`]: a
 /// `pkcs7-mime` label, a `.p7m` name, a message or digest type, or anything the walk's parser
 /// would rewrite before reading (comments, quoted pairs, RFC 2231 parameters, encoded words, a
-/// field too long to judge) hands the message back to the in-memory path. What the walk leaves
-/// alone is exactly a plaintext it copies unchanged, which is what streaming writes.
+/// field too long to judge) hands the message back to the in-memory path, and so does an
+/// envelope visible in the plaintext (`detect::MarkerWatch`). One thing the walk reaches is not
+/// watched for: an envelope inside a base64 attachment that is not labelled as a message (the
+/// walk decodes every attachment to look; streaming would have to as well). `verify` walks
+/// in memory and reports such an envelope as still encrypted.
 #[derive(Default)]
 struct HeaderScan {
     /// The last bytes seen, lower-cased, so that a name split between two chunks is found.

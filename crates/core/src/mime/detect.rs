@@ -420,6 +420,38 @@ pub fn envelope_markers(bytes: &[u8]) -> Vec<usize> {
     hits
 }
 
+/// For structure the walk could not follow (a multipart whose boundary never occurs, an
+/// unknown transfer encoding): the first run of base64 lines in `bytes` whose decoding shows an
+/// envelope ([`envelope_markers`]), as the offset of the run. One level down only.
+pub fn envelope_in_base64_runs(bytes: &[u8]) -> Option<usize> {
+    let is_b64_line = |l: &[u8]| {
+        let l = l.trim_ascii_end();
+        l.len() >= 16 && l.iter().all(|&c| is_b64(c) || c == b'=')
+    };
+    let mut pos = 0;
+    let mut run: Option<usize> = None;
+    while pos <= bytes.len() {
+        let end =
+            memchr::memchr(b'\n', bytes.get(pos..).unwrap_or(&[])).map_or(bytes.len(), |i| pos + i);
+        let line = bytes.get(pos..end).unwrap_or(&[]);
+        let b64 = is_b64_line(line);
+        if b64 && run.is_none() {
+            run = Some(pos);
+        }
+        if (!b64 || end >= bytes.len())
+            && let Some(start) = run.take()
+        {
+            let stop = if b64 { end } else { pos };
+            let decoded = decode_base64(bytes.get(start..stop).unwrap_or(&[]));
+            if !envelope_markers(&decoded).is_empty() {
+                return Some(start);
+            }
+        }
+        pos = end + 1;
+    }
+    None
+}
+
 /// [`envelope_markers`] over data arriving in pieces: whether any piece, or any join of two,
 /// held a marker.
 #[derive(Debug, Default)]

@@ -454,7 +454,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
         let Some(parts) = body_parts(bytes, hb, ct, end) else {
-            return Ok(None);
+            return no_structure(bytes.get(hb.body_start..end).unwrap_or(&[]), path);
         };
         // The usual shape is content + one signature; anything else (a third part, a second
         // part that is no signature) is walked part by part like any multipart, so that
@@ -516,7 +516,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
         let Some(parts) = body_parts(bytes, hb, ct, end) else {
-            return Ok(None);
+            return no_structure(bytes.get(hb.body_start..end).unwrap_or(&[]), path);
         };
         let default = if ct.mime_type == "multipart/digest" {
             "message/rfc822"
@@ -622,8 +622,30 @@ impl<'a, V: Visitor> Walker<'_, V> {
                     mime_version,
                 }))
             }
-            Cte::Unknown => Ok(None),
+            Cte::Unknown => no_structure(bytes.get(hb.body_start..end).unwrap_or(&[]), path),
         }
+    }
+}
+
+/// A body the walk cannot take apart (a multipart whose boundary never occurs, a forwarded
+/// message in an unknown encoding): nothing to do, unless an envelope shows in it, as it is or
+/// once its base64 is decoded, which would otherwise pass as plain.
+fn no_structure<'a>(body: &[u8], path: &str) -> Result<Option<Rewritten<'a>>> {
+    if let Some(&at) = detect::envelope_markers(body).first() {
+        return Err(with_path(detect::unreachable_envelope(body, at), path));
+    }
+    match detect::envelope_in_base64_runs(body) {
+        None => Ok(None),
+        Some(at) => Err(with_path(
+            Error::Mime {
+                detail: format!(
+                    "its structure cannot be followed (no boundary line, or an unknown \
+                     transfer encoding), and the base64 at byte {at} of its body holds an \
+                     encrypted CMS envelope; nothing was decrypted"
+                ),
+            },
+            path,
+        )),
     }
 }
 
