@@ -250,6 +250,20 @@ pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
     ))
 }
 
+/// A file copied as it is: `skipped` with `reason`, or `failed` when an envelope shows in it.
+fn judge_passthrough(rec: &mut Record, input: &[u8], reason: &str) {
+    match hidden_envelope(input) {
+        Some(why) => {
+            rec.status = "failed".into();
+            rec.reason = Some(why);
+        }
+        None => {
+            rec.status = "skipped".into();
+            rec.reason = Some(reason.into());
+        }
+    }
+}
+
 /// Decrypts one item in memory. Never panics outward: a panic in the library becomes a failed
 /// item.
 pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) -> Processed {
@@ -259,13 +273,7 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
         let mut rec = rec.clone();
         match item.kind {
             ItemKind::Passthrough => {
-                if let Some(why) = hidden_envelope(input) {
-                    rec.status = "failed".into();
-                    rec.reason = Some(why);
-                } else {
-                    rec.status = "skipped".into();
-                    rec.reason = Some("not a message: copied unchanged".into());
-                }
+                judge_passthrough(&mut rec, input, "not a message: copied unchanged");
                 (None, rec)
             }
             ItemKind::Message => match mime::decrypt_message(ctx.dec, input, &ctx.msg_opts) {
@@ -379,13 +387,7 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
         let mut missing = Vec::new();
         let summaries = match item.kind {
             ItemKind::Passthrough => {
-                if let Some(why) = hidden_envelope(input) {
-                    rec.status = "failed".into();
-                    rec.reason = Some(why);
-                } else {
-                    rec.status = "skipped".into();
-                    rec.reason = Some("not a message".into());
-                }
+                judge_passthrough(&mut rec, input, "not a message");
                 return Scanned {
                     record: rec,
                     missing,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -29,6 +29,19 @@ fn expected_body() -> Vec<u8> {
     e.split_once("\n\n").unwrap().1.to_string().into_bytes()
 }
 
+/// `unseal decrypt INPUT --out DIR/out --report DIR/r.jsonl`, expecting exit `code`; the output
+/// folder and the report's item records.
+fn decrypt_expecting(input: &Path, dir: &Path, code: i32) -> (PathBuf, Vec<serde_json::Value>) {
+    let out = dir.join("out");
+    let report = dir.join("r.jsonl");
+    decrypt(input, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(code);
+    (out, records(&report))
+}
+
 fn records(report: &Path) -> Vec<serde_json::Value> {
     report_lines(report)
         .into_iter()
@@ -50,14 +63,7 @@ fn mislabelled_envelopes_are_decrypted_and_verified() {
     for (i, h) in heads.iter().enumerate() {
         std::fs::write(dir.join(format!("{i}.eml")), relabelled(h)).unwrap();
     }
-    let out = t.path().join("out");
-    let report = t.path().join("r.jsonl");
-    decrypt(&dir, &out)
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .code(0);
-    let recs = records(&report);
+    let (out, recs) = decrypt_expecting(&dir, t.path(), 0);
     assert_eq!(recs.len(), heads.len());
     for r in &recs {
         assert_eq!(r["status"], "decrypted", "{r}");
@@ -90,14 +96,7 @@ fn an_envelope_out_of_the_structure_fails_and_is_never_safe() {
         inner.join("\n")
     );
     std::fs::write(dir.join("empty-boundary.eml"), &empty_boundary).unwrap();
-    let out = t.path().join("out");
-    let report = t.path().join("r.jsonl");
-    decrypt(&dir, &out)
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .code(1);
-    let recs = records(&report);
+    let (out, recs) = decrypt_expecting(&dir, t.path(), 1);
     assert_eq!(recs.len(), 2);
     for r in &recs {
         assert_eq!(r["status"], "failed", "{r}");
@@ -200,14 +199,8 @@ fn envelopes_in_files_and_attachments_the_mailbox_does_not_label_are_not_lost() 
         )
     };
     std::fs::write(tree.join("fwd.eml"), &fwd).unwrap();
-    let out = t.path().join("out");
-    let report = t.path().join("r.jsonl");
-    decrypt(&tree, &out)
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .code(0);
-    for r in records(&report) {
+    let (out, recs) = decrypt_expecting(&tree, t.path(), 0);
+    for r in recs {
         assert_eq!(r["status"], "decrypted", "{r}");
     }
     let want = expected_body();
