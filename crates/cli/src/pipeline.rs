@@ -314,7 +314,13 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
             },
             ItemKind::Cms => {
                 let mut buf = Vec::new();
-                match ctx.dec.decrypt_cms_with(&cms_bytes(input), &mut buf, false) {
+                let cms = cms_bytes(input);
+                if let Some(at) = mime::detect::envelope_after_content_info(&cms) {
+                    rec.status = "failed".into();
+                    rec.reason = Some(mime::walk::second_envelope(at).to_string());
+                    return (None, rec);
+                }
+                match ctx.dec.decrypt_cms_with(&cms, &mut buf, false) {
                     Ok(info) => {
                         fill_layers(ctx, &mut rec, &[&info]);
                         rec.status = "decrypted".into();
@@ -397,10 +403,16 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
                 Ok(envs) => envs.into_iter().map(|e| e.summary).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
             },
-            ItemKind::Cms => match Decryptor::inspect_cms(&cms_bytes(input)) {
-                Err(e) if e.kind() == "not_enveloped" => vec![],
-                r => vec![r],
-            },
+            ItemKind::Cms => {
+                let cms = cms_bytes(input);
+                match mime::detect::envelope_after_content_info(&cms) {
+                    Some(at) => vec![Err(mime::walk::second_envelope(at))],
+                    None => match Decryptor::inspect_cms(&cms) {
+                        Err(e) if e.kind() == "not_enveloped" => vec![],
+                        r => vec![r],
+                    },
+                }
+            }
         };
         if summaries.is_empty() {
             return Scanned {

@@ -74,3 +74,27 @@ fn a_p7m_that_fails_is_reported_under_the_name_it_was_copied_to() {
     assert!(err.contains("1 still encrypted"), "{err}");
     assert!(err.contains("0 missing"), "{err}");
 }
+
+#[test]
+fn two_envelopes_back_to_back_are_refused_not_half_decrypted() {
+    let t = tempfile::tempdir().unwrap();
+    let der = std::fs::read(fixtures().join("messages/aes256-cbc.der.p7m")).unwrap();
+    let input = t.path().join("both.p7m");
+    std::fs::write(&input, [der.clone(), der].concat()).unwrap();
+    let out = t.path().join("out");
+    let r = decrypt(&input, &out).assert().code(1);
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(
+        err.contains("a second encrypted CMS envelope follows"),
+        "{err}"
+    );
+    let r = unseal()
+        .arg("scan")
+        .args(key_args())
+        .arg(&input)
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(err.contains("a second encrypted CMS envelope"), "{err}");
+    verify(&input, &out).assert().code(1);
+}

@@ -387,6 +387,9 @@ struct Decrypting<'a> {
     scan: Option<HeaderScan>,
     /// Over every plaintext: an envelope in it, whatever its label, is the walk's to open.
     markers: detect::MarkerWatch,
+    /// Over what follows the content: a second envelope after this one's end (the in-memory
+    /// path refuses that too).
+    tail_watch: detect::MarkerWatch,
     /// What follows the content, until [`envelope::check_after_content`] has decided on it.
     after: Vec<u8>,
     /// Where the content ended (an offset in the decoded ContentInfo).
@@ -439,6 +442,9 @@ impl Decrypting<'_> {
         self.der_pos += der.len();
         let rest = der.get(skip..).unwrap_or(&[]);
         let mut after = rest;
+        if self.content.is_done() {
+            self.tail_watch.feed(rest);
+        }
         if !self.content.is_done() && !rest.is_empty() {
             let sink: &mut Vec<u8> = match &mut self.head {
                 Some(h) => h,
@@ -452,6 +458,7 @@ impl Decrypting<'_> {
             after = rest.get(used..).unwrap_or(&[]);
             if self.content.is_done() {
                 self.after_at = base + skip + used;
+                self.tail_watch.feed(after);
             }
         }
         if self.content.is_done() && !self.after_ok && !after.is_empty() {
@@ -589,6 +596,7 @@ impl MessageStream<'_, '_> {
             enclosing: found.enclosing,
             scan: None,
             markers: detect::MarkerWatch::default(),
+            tail_watch: detect::MarkerWatch::default(),
             after: Vec::new(),
             after_at: 0,
             after_ok: false,
@@ -665,6 +673,18 @@ impl MessageStream<'_, '_> {
         }
         out.write_all(&plain_prev)?;
         hash_out.update(&plain_prev);
+        // Reading stopped where the envelope ended; what is left of the body must not hold a
+        // second one.
+        if let Some(rest) = msg.get(pos..).filter(|r| !r.is_empty()) {
+            let mut tail_der = Vec::new();
+            decoder.decode(rest, true, &mut tail_der)?;
+            dec.tail_watch.feed(&tail_der);
+        }
+        if let Some(at) = dec.tail_watch.found() {
+            return Err(StreamError::Failed(crate::mime::walk::second_envelope(
+                dec.after_at + at as usize,
+            )));
+        }
         // The padding block (and, for a short plaintext, the whole header) comes out last.
         let mut tail = Vec::new();
         let (ct_len, pt_len) = dec.finish(&mut tail)?;

@@ -198,6 +198,30 @@ fn a_damaged_message_fails_instead_of_writing_output() {
 }
 
 #[test]
+fn a_second_envelope_after_the_first_is_refused_either_way() {
+    let ring = all_keys();
+    let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+    for encoding in [".der.", ".ber."] {
+        let (head, der, _) = a_streamable(&dec, encoding);
+        let msg = message(&head, &[der.clone(), der].concat());
+        let e = decrypt_message(&dec, &msg, &opts()).expect_err("in memory");
+        assert!(
+            e.to_string().contains("second encrypted CMS envelope"),
+            "{e}"
+        );
+        match streamed(&dec, &msg) {
+            Err(StreamError::Failed(e)) => {
+                assert!(
+                    e.to_string().contains("second encrypted CMS envelope"),
+                    "{e}"
+                )
+            }
+            other => panic!("{encoding}: {:?}", other.map(|o| o.map(|x| x.1))),
+        }
+    }
+}
+
+#[test]
 fn a_ber_envelope_cut_in_its_closing_end_of_contents_is_truncated_either_way() {
     let ring = all_keys();
     let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();

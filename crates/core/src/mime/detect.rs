@@ -452,6 +452,15 @@ pub fn envelope_in_base64_runs(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// Where a second envelope starts after the ContentInfo at the start of `cms` (two envelopes
+/// written back to back into one body or file): the caller opens the first only, so the
+/// second would be dropped without a word.
+pub fn envelope_after_content_info(cms: &[u8]) -> Option<usize> {
+    let n = super::signed::content_info_len(cms)?;
+    let rest = cms.get(n..)?;
+    envelope_markers(rest).first().map(|&at| n + at)
+}
+
 /// [`envelope_markers`] over data arriving in pieces: whether any piece, or any join of two,
 /// held a marker.
 #[derive(Debug, Default)]

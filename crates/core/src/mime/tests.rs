@@ -734,6 +734,32 @@ fn run_plain(msg: &str) -> Option<Vec<u8>> {
 }
 
 #[test]
+fn two_envelopes_in_one_body_fail_rather_than_lose_the_second() {
+    let both = [
+        fake_env(b"Content-Type: text/plain\n\nA\n"),
+        fake_env(b"Content-Type: text/plain\n\nB\n"),
+    ]
+    .concat();
+    let msg = format!(
+        "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\nContent-Transfer-Encoding: base64\n\n{}",
+        b64(&both, "\n")
+    );
+    let e = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap_err();
+    assert!(
+        e.to_string().contains("a second encrypted CMS envelope"),
+        "{e}"
+    );
+    // A newline or other bytes after one envelope are no second one.
+    let mut one = fake_env(b"Content-Type: text/plain\n\nA\n");
+    one.extend_from_slice(b"\r\ntrailing");
+    let msg = format!(
+        "Content-Type: application/pkcs7-mime\nContent-Transfer-Encoding: base64\n\n{}",
+        b64(&one, "\n")
+    );
+    assert_eq!(run(&msg).layers.len(), 1);
+}
+
+#[test]
 fn one_envelope_reached_does_not_hide_another_out_of_reach() {
     let part = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
     let msg = format!(

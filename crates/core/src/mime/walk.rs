@@ -370,6 +370,9 @@ impl<'a, V: Visitor> Walker<'_, V> {
         // As `detect::peek_oid` does: blank lines encoded before the DER are no part of it.
         let lead = cms.iter().take_while(|c| c.is_ascii_whitespace()).count();
         cms.drain(..lead);
+        if let Some(at) = detect::envelope_after_content_info(&cms) {
+            return Err(with_path(second_envelope(at), path));
+        }
         if let Some(n) = signed::content_info_len(&cms) {
             cms.truncate(n);
         }
@@ -624,6 +627,16 @@ impl<'a, V: Visitor> Walker<'_, V> {
             }
             Cte::Unknown => no_structure(bytes.get(hb.body_start..end).unwrap_or(&[]), path),
         }
+    }
+}
+
+/// Two envelopes back to back in one body: only the first would be opened.
+pub fn second_envelope(at: usize) -> Error {
+    Error::Mime {
+        detail: format!(
+            "a second encrypted CMS envelope follows the first at byte {at} of the decoded body; \
+             only one envelope per part is opened, so nothing was decrypted"
+        ),
     }
 }
 
