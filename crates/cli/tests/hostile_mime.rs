@@ -222,3 +222,49 @@ fn envelopes_in_files_and_attachments_the_mailbox_does_not_label_are_not_lost() 
     let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
     assert!(err.contains("tmp/2.b: looks like S/MIME"), "{err}");
 }
+
+#[test]
+fn envelopes_in_gzip_files_and_utf16_files_are_reported_not_passed_as_plain() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("saved");
+    std::fs::create_dir(&tree).unwrap();
+    let m = msg("aes128-cbc.der.eml");
+    let gz = std::process::Command::new("gzip")
+        .arg("-c")
+        .arg(fixtures().join("messages/aes128-cbc.der.eml"))
+        .output()
+        .expect("gzip is part of every Debian install");
+    std::fs::write(tree.join("mail.eml.gz"), &gz.stdout).unwrap();
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(
+            String::from_utf8(m.clone())
+                .unwrap()
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    std::fs::write(tree.join("u16.eml"), &utf16).unwrap();
+    std::fs::write(tree.join("u16.txt"), &utf16).unwrap();
+    let (out, recs) = decrypt_expecting(&tree, t.path(), 1);
+    assert_eq!(recs.len(), 3);
+    for r in &recs {
+        assert_eq!(r["status"], "failed", "{r}");
+    }
+    let reason = |id: &str| {
+        recs.iter()
+            .find(|r| r["id"] == id)
+            .and_then(|r| r["reason"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(reason("mail.eml.gz").contains("gzip archive"), "{recs:?}");
+    assert!(reason("u16.eml").contains("UTF-16"), "{recs:?}");
+    assert!(reason("u16.txt").contains("UTF-16"), "{recs:?}");
+    // Copied unchanged, and not safe.
+    assert_eq!(
+        std::fs::read(out.join("saved/mail.eml.gz")).unwrap(),
+        gz.stdout
+    );
+    verify(&tree, &out).assert().code(1);
+}

@@ -452,6 +452,104 @@ pub fn envelope_in_base64_runs(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// The text of a file in UTF-16 (a byte-order mark, or ASCII with every other byte NUL, as
+/// some Windows tools save a message), as UTF-8; `None` for anything else. Mail is never
+/// UTF-16, so nothing in such a file is reached by the walk: the caller searches this instead.
+pub fn utf16_as_utf8(bytes: &[u8]) -> Option<Vec<u8>> {
+    let head = bytes.get(..64.min(bytes.len() & !1))?;
+    let ascii_at = |odd: bool| {
+        head.len() >= 16
+            && head.chunks(2).all(|p| {
+                let (text, zero) = if odd { (p[1], p[0]) } else { (p[0], p[1]) };
+                zero == 0 && text != 0 && text.is_ascii()
+            })
+    };
+    let (le, skip) = match bytes {
+        [0xff, 0xfe, ..] => (true, 2),
+        [0xfe, 0xff, ..] => (false, 2),
+        _ if ascii_at(false) => (true, 0),
+        _ if ascii_at(true) => (false, 0),
+        _ => return None,
+    };
+    let units = bytes.get(skip..)?.chunks_exact(2).map(|p| {
+        if le {
+            u16::from_le_bytes([p[0], p[1]])
+        } else {
+            u16::from_be_bytes([p[0], p[1]])
+        }
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    Some(text.into_bytes())
+}
+
+/// An envelope in a UTF-16 file (see [`utf16_as_utf8`]): the error that says so.
+pub(crate) fn utf16_envelope(bytes: &[u8]) -> Option<crate::error::Error> {
+    let text = utf16_as_utf8(bytes)?;
+    let at = *envelope_markers(&text).first()?;
+    Some(crate::error::Error::Mime {
+        detail: format!(
+            "the file is UTF-16 text, which mail never is, and character {at} of it starts an \
+             encrypted CMS envelope; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8) and run \
+             again"
+        ),
+    })
+}
+
+/// Most bytes inflated from one archive (or archive member) while looking for envelopes: a
+/// bound on time and on what a zip bomb can cost; what lies beyond is not looked at.
+const INFLATE_LIMIT: u64 = 256 << 20;
+
+/// Reads `r` in pieces through a [`MarkerWatch`], up to [`INFLATE_LIMIT`] bytes.
+fn watch_reader(mut r: impl std::io::Read) -> bool {
+    let mut w = MarkerWatch::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    while total < INFLATE_LIMIT {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                w.feed(buf.get(..n).unwrap_or(&[]));
+                total += n as u64;
+                if w.found().is_some() {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Whether `bytes`, a gzip file or a zip archive, holds an envelope in what it compresses
+/// (a mailbox or message saved as `.gz`, encrypted mail sent on as a zip). Looked for, not
+/// opened: unseal does not write archives, so such an item can only be reported. Zip members
+/// are found by their local headers and inflated one by one (stored ones show as they are).
+pub fn compressed_envelope(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return watch_reader(flate2::read::MultiGzDecoder::new(bytes)).then_some("gzip");
+    }
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return None;
+    }
+    for at in memchr::memmem::find_iter(bytes, b"PK\x03\x04") {
+        let Some(h) = bytes.get(at..at + 30) else {
+            break;
+        };
+        let le16 = |i: usize| usize::from(u16::from_le_bytes([h[i], h[i + 1]]));
+        let method = le16(8);
+        let data = at + 30 + le16(26) + le16(28);
+        let Some(member) = bytes.get(data..) else {
+            continue;
+        };
+        // Deflate streams end by themselves, whatever the sizes in the header say.
+        if method == 8 && watch_reader(flate2::read::DeflateDecoder::new(member)) {
+            return Some("zip");
+        }
+    }
+    None
+}
+
 /// Where a second envelope starts after the ContentInfo at the start of `cms` (two envelopes
 /// written back to back into one body or file): the caller opens the first only, so the
 /// second would be dropped without a word.
@@ -710,6 +808,42 @@ mod tests {
             assert_eq!(envelope_markers(&b64_lines(&der, "\n")).len(), 0);
         }
         assert_eq!(envelope_markers(b"").len(), 0);
+    }
+
+    #[test]
+    fn envelopes_inside_gzip_and_zip_are_seen() {
+        use std::io::Write as _;
+        let mut msg = b"Content-Type: application/pkcs7-mime\n\n".to_vec();
+        msg.extend(b64_lines(&env(), "\n"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&msg).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(compressed_envelope(&gz), Some("gzip"));
+        let mut deflate =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        deflate.write_all(&msg).unwrap();
+        let deflated = deflate.finish().unwrap();
+        let zip_of = |member: &[u8], method: u16| {
+            let mut z = b"PK\x03\x04".to_vec();
+            z.extend_from_slice(&[20, 0, 0, 0]);
+            z.extend_from_slice(&method.to_le_bytes());
+            z.extend_from_slice(&[0; 4 + 4]); // time, date, crc
+            z.extend_from_slice(&(member.len() as u32).to_le_bytes());
+            z.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+            z.extend_from_slice(&5u16.to_le_bytes());
+            z.extend_from_slice(&0u16.to_le_bytes());
+            z.extend_from_slice(b"m.eml");
+            z.extend_from_slice(member);
+            z
+        };
+        assert_eq!(compressed_envelope(&zip_of(&deflated, 8)), Some("zip"));
+        // The same without an envelope in it, and things that are no archive.
+        let mut plain = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        plain.write_all(b"From: a\n\nhello\n").unwrap();
+        assert_eq!(compressed_envelope(&plain.finish().unwrap()), None);
+        assert_eq!(compressed_envelope(&msg), None);
+        assert_eq!(compressed_envelope(b"PK\x03\x04short"), None);
+        assert_eq!(compressed_envelope(&[0x1f, 0x8b, 0, 1, 2]), None);
     }
 
     #[test]

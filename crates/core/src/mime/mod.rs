@@ -142,6 +142,9 @@ pub fn decrypt_message_with(
         if let Some(&at) = detect::envelope_markers(msg).first() {
             return Err(detect::unreachable_envelope(msg, at));
         }
+        if let Some(e) = detect::utf16_envelope(msg) {
+            return Err(e);
+        }
         return Ok(MessageOutcome {
             output: None,
             layers: Vec::new(),
@@ -225,6 +228,11 @@ pub fn find_envelopes(msg: &[u8], opts: &MessageOptions) -> Result<Vec<FoundEnve
     // More envelopes in the raw bytes than the walk found: some are out of its reach.
     if let Some(&at) = detect::envelope_markers(msg).get(visitor.found.len()) {
         return Err(detect::unreachable_envelope(msg, at));
+    }
+    if visitor.found.is_empty()
+        && let Some(e) = detect::utf16_envelope(msg)
+    {
+        return Err(e);
     }
     Ok(visitor.found)
 }

@@ -760,6 +760,36 @@ fn two_envelopes_in_one_body_fail_rather_than_lose_the_second() {
 }
 
 #[test]
+fn a_utf16_message_with_an_envelope_is_refused_not_plain() {
+    let msg = format!(
+        "From: a\r\n{}",
+        env_part(b"Content-Type: text/plain\n\nA\n", "\r\n")
+    );
+    let le: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(msg.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let be_no_bom: Vec<u8> = msg.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    for bytes in [le, be_no_bom] {
+        let e = decrypt_message_with(&Fake, &bytes, &opts()).unwrap_err();
+        assert!(e.to_string().contains("UTF-16"), "{e}");
+        assert!(find_envelopes(&bytes, &opts()).is_err());
+    }
+    // UTF-16 without an envelope is no error, and ordinary text is not UTF-16.
+    let plain: Vec<u8> = "From: a\r\n\r\nhello\r\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert!(
+        decrypt_message_with(&Fake, &plain, &opts())
+            .unwrap()
+            .output
+            .is_none()
+    );
+    assert!(super::detect::utf16_as_utf8(msg.as_bytes()).is_none());
+}
+
+#[test]
 fn one_envelope_reached_does_not_hide_another_out_of_reach() {
     let part = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
     let msg = format!(

@@ -332,6 +332,18 @@ impl<'a, V: Visitor> Walker<'_, V> {
         let decoded = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
         let markers = detect::envelope_markers(&decoded);
         let Some(&at) = markers.first() else {
+            if let Some(kind) = detect::compressed_envelope(&decoded) {
+                return Err(with_path(
+                    Error::Mime {
+                        detail: format!(
+                            "a {kind} archive whose contents hold an encrypted CMS envelope; \
+                             envelopes inside archives are not opened (extract it and decrypt \
+                             what it holds)"
+                        ),
+                    },
+                    path,
+                ));
+            }
             return Ok(None);
         };
         if rewrite::starts_like_entity(&decoded) && !decoded.starts_with(b"-----") {
