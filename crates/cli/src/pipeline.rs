@@ -257,6 +257,12 @@ pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
              CMS envelope; not decrypted (extract it and decrypt what it holds)"
         ));
     }
+    if let Some(at) = mime::detect::uuencoded_envelope(bytes) {
+        return Some(format!(
+            "not a message of this mailbox, and the uuencoded block at byte {at} holds an \
+             encrypted CMS envelope; not decrypted"
+        ));
+    }
     let at = *mime::detect::envelope_markers(bytes).first()?;
     Some(format!(
         "not a message of this mailbox, but byte {at} holds an encrypted CMS envelope; not \

@@ -390,7 +390,8 @@ fn base64_envelope_at(bytes: &[u8]) -> bool {
 
 /// Envelopes visible in raw bytes whatever their MIME structure, by offset: a ContentInfo
 /// announcing (Auth)EnvelopedData in binary (`OID, [0]` anywhere), or in base64 starting at a
-/// line start (as every MIME body and PEM block does; `M` is how a SEQUENCE's base64 begins).
+/// line start (as every MIME body and PEM block does; `M` is how a SEQUENCE's base64 begins),
+/// also when the lines are indented or quoted (`> `), or after `base64,` (a data: URI).
 /// Found by content, not by label, this is the backstop that keeps an envelope the MIME walk
 /// cannot reach (bare-CR line ends, an empty boundary, a part hidden from the structure) from
 /// passing as plain text. An envelope inside another, in base64 inside base64 (a forwarded
@@ -414,9 +415,29 @@ pub fn envelope_markers(bytes: &[u8]) -> Vec<usize> {
         .then_some(0)
         .into_iter()
         .chain(memchr::memmem::find_iter(bytes, b"\nM").map(|p| p + 1))
-        .chain(memchr::memmem::find_iter(bytes, b"\rM").map(|p| p + 1));
-    hits.extend(line_starts.filter(|&p| base64_envelope_at(bytes.get(p..).unwrap_or(&[]))));
+        .chain(memchr::memmem::find_iter(bytes, b"\rM").map(|p| p + 1))
+        // A data: URI (`data:application/pkcs7-mime;base64,MII...`).
+        .chain(memchr::memmem::find_iter(bytes, b"base64,M").map(|p| p + 7));
+    // Lines indented or quoted in a reply (`> `, `>> `, a tab): the decoding skips those
+    // characters on the following lines too.
+    let quoted = [&b"\n "[..], b"\n\t", b"\n>"].into_iter().flat_map(|pat| {
+        memchr::memmem::find_iter(bytes, pat).filter_map(|p| {
+            let rest = bytes.get(p + 1..)?;
+            let lead = rest
+                .iter()
+                .take(16)
+                .take_while(|c| matches!(c, b' ' | b'\t' | b'>'))
+                .count();
+            (rest.get(lead) == Some(&b'M')).then_some(p + 1 + lead)
+        })
+    });
+    hits.extend(
+        line_starts
+            .chain(quoted)
+            .filter(|&p| base64_envelope_at(bytes.get(p..).unwrap_or(&[]))),
+    );
     hits.sort_unstable();
+    hits.dedup();
     hits
 }
 
@@ -495,6 +516,80 @@ pub(crate) fn utf16_envelope(bytes: &[u8]) -> Option<crate::error::Error> {
              again"
         ),
     })
+}
+
+/// The first uuencoded block (`begin 644 name` ... `end`) whose data holds an envelope, as the
+/// offset of its `begin` line. Old clients (and some gateways) attach files that way, outside
+/// MIME, so the walk never decodes them.
+pub fn uuencoded_envelope(bytes: &[u8]) -> Option<usize> {
+    for at in memchr::memmem::find_iter(bytes, b"begin ") {
+        if at > 0 && !matches!(bytes.get(at - 1), Some(b'\n' | b'\r')) {
+            continue;
+        }
+        let rest = bytes.get(at..)?;
+        let mut lines = rest.split(|&c| c == b'\n').map(<[u8]>::trim_ascii_end);
+        let head = lines.next()?;
+        let mode = head.get(6..)?.split(|&c| c == b' ').next()?;
+        if mode.is_empty() || !mode.iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let mut data = Vec::new();
+        for line in lines {
+            if line == b"end" || line.is_empty() {
+                break;
+            }
+            let Some((&len, chars)) = line.split_first() else {
+                break;
+            };
+            let n = usize::from(len.wrapping_sub(32) & 63);
+            if n == 0 {
+                continue;
+            }
+            let six = |c: u8| c.wrapping_sub(32) & 63;
+            let mut got = Vec::with_capacity(n + 2);
+            for q in chars.chunks(4) {
+                let v: Vec<u8> = (0..4)
+                    .map(|i| six(q.get(i).copied().unwrap_or(b' ')))
+                    .collect();
+                got.push(v[0] << 2 | v[1] >> 4);
+                got.push(v[1] << 4 | v[2] >> 2);
+                got.push(v[2] << 6 | v[3]);
+            }
+            got.truncate(n);
+            data.extend_from_slice(&got);
+            if data.len() > INFLATE_LIMIT as usize {
+                break;
+            }
+        }
+        if !envelope_markers(&data).is_empty()
+            || base64_envelope_at(&data)
+            || compressed_envelope(&data).is_some()
+        {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// What the raw `bytes` of a message show beyond the `reached` envelopes the walk opened or
+/// noted: an envelope visible as it is ([`envelope_markers`]), one uuencoded, or a UTF-16 file
+/// with one. The error for the first such, if any.
+pub(crate) fn unreached(bytes: &[u8], reached: usize) -> Option<crate::error::Error> {
+    if let Some(&at) = envelope_markers(bytes).get(reached) {
+        return Some(unreachable_envelope(bytes, at));
+    }
+    if let Some(at) = uuencoded_envelope(bytes) {
+        return Some(crate::error::Error::Mime {
+            detail: format!(
+                "the uuencoded block at byte {at} holds an encrypted CMS envelope; uuencode is \
+                 not opened, so nothing was decrypted"
+            ),
+        });
+    }
+    if reached == 0 {
+        return utf16_envelope(bytes);
+    }
+    None
 }
 
 /// Most bytes inflated from one archive (or archive member) while looking for envelopes: a
@@ -798,8 +893,15 @@ mod tests {
                     .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
                     .collect();
                 assert_eq!(envelope_markers(short.as_bytes()), [0]);
-                // Not at a line start (quoted with "> "): out of sight, by design.
-                assert!(envelope_markers(format!("> {text}").as_bytes()).is_empty());
+                // Quoted in a reply or indented, and in a data: URI: seen.
+                let quoted: String = short.lines().map(|l| format!("> {l}\n")).collect();
+                assert_eq!(envelope_markers(format!("hi\n{quoted}").as_bytes()), [5]);
+                let indented = format!("hi\n\t{text}\n");
+                assert_eq!(envelope_markers(indented.as_bytes()), [4]);
+                let uri = format!("<img src=\"data:application/pkcs7-mime;base64,{text}\">");
+                assert_eq!(envelope_markers(uri.as_bytes()).len(), 1);
+                // In the middle of a line of prose: out of sight, by design.
+                assert!(envelope_markers(format!("see {text}").as_bytes()).is_empty());
             }
         }
         for o in [oid::SIGNED_DATA, oid::DATA] {

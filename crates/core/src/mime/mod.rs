@@ -139,10 +139,7 @@ pub fn decrypt_message_with(
     let rewritten = walker.entity(&data, 0, msg.len(), "", 0, "text/plain")?;
     let events = std::mem::take(&mut walker.events);
     let Some(mut rw) = rewritten else {
-        if let Some(&at) = detect::envelope_markers(msg).first() {
-            return Err(detect::unreachable_envelope(msg, at));
-        }
-        if let Some(e) = detect::utf16_envelope(msg) {
+        if let Some(e) = detect::unreached(msg, 0) {
             return Err(e);
         }
         return Ok(MessageOutcome {
@@ -184,8 +181,8 @@ pub fn decrypt_message_with(
     let output = rw.flatten();
     // An envelope left in the output is one the walk did not reach (or the plaintext quotes
     // one as text): the message is not decrypted through and through.
-    if let Some(&at) = detect::envelope_markers(&output).first() {
-        return Err(detect::unreachable_envelope(&output, at));
+    if let Some(e) = detect::unreached(&output, 0) {
+        return Err(e);
     }
     Ok(MessageOutcome {
         output: Some(output),
@@ -226,12 +223,7 @@ pub fn find_envelopes(msg: &[u8], opts: &MessageOptions) -> Result<Vec<FoundEnve
     };
     walker.entity(&Data::Borrowed(msg), 0, msg.len(), "", 0, "text/plain")?;
     // More envelopes in the raw bytes than the walk found: some are out of its reach.
-    if let Some(&at) = detect::envelope_markers(msg).get(visitor.found.len()) {
-        return Err(detect::unreachable_envelope(msg, at));
-    }
-    if visitor.found.is_empty()
-        && let Some(e) = detect::utf16_envelope(msg)
-    {
+    if let Some(e) = detect::unreached(msg, visitor.found.len()) {
         return Err(e);
     }
     Ok(visitor.found)

@@ -790,6 +790,43 @@ fn a_utf16_message_with_an_envelope_is_refused_not_plain() {
 }
 
 #[test]
+fn a_uuencoded_envelope_is_refused_not_plain() {
+    fn uuencode(data: &[u8]) -> String {
+        let c = |v: u8| if v == 0 { '`' } else { (v + 32) as char };
+        let mut out = String::from("begin 644 smime.p7m\n");
+        for line in data.chunks(45) {
+            out.push(c(line.len() as u8));
+            for q in line.chunks(3) {
+                let b = [q[0], *q.get(1).unwrap_or(&0), *q.get(2).unwrap_or(&0)];
+                out.push(c(b[0] >> 2));
+                out.push(c((b[0] & 3) << 4 | b[1] >> 4));
+                out.push(c((b[1] & 15) << 2 | b[2] >> 6));
+                out.push(c(b[2] & 63));
+            }
+            out.push('\n');
+        }
+        out.push_str("`\nend\n");
+        out
+    }
+    let body = uuencode(&fake_env(b"Content-Type: text/plain\n\nA\n"));
+    let msg = format!("From: a\nSubject: old client\n\nsee the file:\n\n{body}");
+    let e = decrypt_message_with(&Fake, msg.as_bytes(), &opts()).unwrap_err();
+    assert!(e.to_string().contains("uuencoded block"), "{e}");
+    assert!(find_envelopes(msg.as_bytes(), &opts()).is_err());
+    // A uuencoded file that is no envelope is plain.
+    let msg = format!(
+        "From: a\n\n{}",
+        uuencode(b"just a text file, nothing secret")
+    );
+    assert!(
+        decrypt_message_with(&Fake, msg.as_bytes(), &opts())
+            .unwrap()
+            .output
+            .is_none()
+    );
+}
+
+#[test]
 fn one_envelope_reached_does_not_hide_another_out_of_reach() {
     let part = env_part(b"Content-Type: text/plain\n\nA\n", "\n");
     let msg = format!(
