@@ -411,31 +411,30 @@ pub fn envelope_markers(bytes: &[u8]) -> Vec<usize> {
                 })
         })
         .collect();
-    let line_starts = (bytes.first() == Some(&b'M'))
-        .then_some(0)
-        .into_iter()
-        .chain(memchr::memmem::find_iter(bytes, b"\nM").map(|p| p + 1))
-        .chain(memchr::memmem::find_iter(bytes, b"\rM").map(|p| p + 1))
+    // Line starts: one pass over the line ends (a base64 body has one per 65 bytes, each looked
+    // at once), and what follows each: `M`, or blanks and `>` (lines indented or quoted in a
+    // reply; the decoding skips those characters on the following lines too) and then `M`.
+    let after_line_end = |p: usize| -> Option<usize> {
+        let rest = bytes.get(p..)?;
+        let lead = rest
+            .iter()
+            .take(16)
+            .take_while(|c| matches!(c, b' ' | b'\t' | b'>'))
+            .count();
+        (rest.get(lead) == Some(&b'M')).then_some(p + lead)
+    };
+    // Lines end in LF, or in CR alone in a file without any LF (classic Mac OS).
+    let eol = if memchr::memchr(b'\n', bytes).is_some() {
+        b'\n'
+    } else {
+        b'\r'
+    };
+    let line_starts = std::iter::once(0)
+        .chain(memchr::memchr_iter(eol, bytes).map(|p| p + 1))
+        .filter_map(after_line_end)
         // A data: URI (`data:application/pkcs7-mime;base64,MII...`).
         .chain(memchr::memmem::find_iter(bytes, b"base64,M").map(|p| p + 7));
-    // Lines indented or quoted in a reply (`> `, `>> `, a tab): the decoding skips those
-    // characters on the following lines too.
-    let quoted = [&b"\n "[..], b"\n\t", b"\n>"].into_iter().flat_map(|pat| {
-        memchr::memmem::find_iter(bytes, pat).filter_map(|p| {
-            let rest = bytes.get(p + 1..)?;
-            let lead = rest
-                .iter()
-                .take(16)
-                .take_while(|c| matches!(c, b' ' | b'\t' | b'>'))
-                .count();
-            (rest.get(lead) == Some(&b'M')).then_some(p + 1 + lead)
-        })
-    });
-    hits.extend(
-        line_starts
-            .chain(quoted)
-            .filter(|&p| base64_envelope_at(bytes.get(p..).unwrap_or(&[]))),
-    );
+    hits.extend(line_starts.filter(|&p| base64_envelope_at(bytes.get(p..).unwrap_or(&[]))));
     hits.sort_unstable();
     hits.dedup();
     hits
