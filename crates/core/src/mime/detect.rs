@@ -390,8 +390,9 @@ fn base64_envelope_at(bytes: &[u8]) -> bool {
 
 /// Envelopes visible in raw bytes whatever their MIME structure, by offset: a ContentInfo
 /// announcing (Auth)EnvelopedData in binary (`OID, [0]` anywhere), or in base64 starting at a
-/// line start (as every MIME body and PEM block does; `M` is how a SEQUENCE's base64 begins),
-/// also when the lines are indented or quoted (`> `), or after `base64,` (a data: URI).
+/// line start (as every MIME body and PEM block does; `M` is how a SEQUENCE's base64 begins)
+/// or after any other byte that is no base64 character (indented or quoted lines, a data: URI,
+/// an encoded word, JSON, HTML).
 /// Found by content, not by label, this is the backstop that keeps an envelope the MIME walk
 /// cannot reach (bare-CR line ends, an empty boundary, a part hidden from the structure) from
 /// passing as plain text. An envelope inside another, in base64 inside base64 (a forwarded
@@ -411,29 +412,13 @@ pub fn envelope_markers(bytes: &[u8]) -> Vec<usize> {
                 })
         })
         .collect();
-    // Line starts: one pass over the line ends (a base64 body has one per 65 bytes, each looked
-    // at once), and what follows each: `M`, or blanks and `>` (lines indented or quoted in a
-    // reply; the decoding skips those characters on the following lines too) and then `M`.
-    let after_line_end = |p: usize| -> Option<usize> {
-        let rest = bytes.get(p..)?;
-        let lead = rest
-            .iter()
-            .take(16)
-            .take_while(|c| matches!(c, b' ' | b'\t' | b'>'))
-            .count();
-        (rest.get(lead) == Some(&b'M')).then_some(p + lead)
-    };
-    // Lines end in LF, or in CR alone in a file without any LF (classic Mac OS).
-    let eol = if memchr::memchr(b'\n', bytes).is_some() {
-        b'\n'
-    } else {
-        b'\r'
-    };
-    let line_starts = std::iter::once(0)
-        .chain(memchr::memchr_iter(eol, bytes).map(|p| p + 1))
-        .filter_map(after_line_end)
-        // A data: URI (`data:application/pkcs7-mime;base64,MII...`).
-        .chain(memchr::memmem::find_iter(bytes, b"base64,M").map(|p| p + 7));
+    // Where base64 can start: an `M` (how a SEQUENCE's base64 begins) at the start of the data
+    // or after a byte that is no base64 character: a line start, blanks and `>` (indented or
+    // quoted in a reply; the decoding skips those on the following lines too), `base64,` of a
+    // data: URI, `?B?` of an encoded word, a quote in JSON, a tag in HTML. One pass over the
+    // `M`s; in a base64 body only those that start a line are looked at further.
+    let line_starts = memchr::memchr_iter(b'M', bytes)
+        .filter(|&p| p == 0 || bytes.get(p - 1).is_some_and(|&c| !is_b64(c)));
     hits.extend(line_starts.filter(|&p| base64_envelope_at(bytes.get(p..).unwrap_or(&[]))));
     hits.sort_unstable();
     hits.dedup();
@@ -574,6 +559,11 @@ pub fn uuencoded_envelope(bytes: &[u8]) -> Option<usize> {
 /// noted: an envelope visible as it is ([`envelope_markers`]), one uuencoded, or a UTF-16 file
 /// with one. The error for the first such, if any.
 pub(crate) fn unreached(bytes: &[u8], reached: usize) -> Option<crate::error::Error> {
+    if reached == 0
+        && let Some(e) = utf16_envelope(bytes)
+    {
+        return Some(e);
+    }
     if let Some(&at) = envelope_markers(bytes).get(reached) {
         return Some(unreachable_envelope(bytes, at));
     }
@@ -584,9 +574,6 @@ pub(crate) fn unreached(bytes: &[u8], reached: usize) -> Option<crate::error::Er
                  not opened, so nothing was decrypted"
             ),
         });
-    }
-    if reached == 0 {
-        return utf16_envelope(bytes);
     }
     None
 }
@@ -622,6 +609,12 @@ fn watch_reader(mut r: impl std::io::Read) -> bool {
 pub fn compressed_envelope(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         return watch_reader(flate2::read::MultiGzDecoder::new(bytes)).then_some("gzip");
+    }
+    // A zlib stream: CMF 0x78 (deflate, 32 KiB window) and a header checksum that holds.
+    if let [0x78, flg, ..] = bytes
+        && (0x7800u16 | u16::from(*flg)).is_multiple_of(31)
+    {
+        return watch_reader(flate2::read::ZlibDecoder::new(bytes)).then_some("zlib");
     }
     if !bytes.starts_with(b"PK\x03\x04") {
         return None;
@@ -899,8 +892,17 @@ mod tests {
                 assert_eq!(envelope_markers(indented.as_bytes()), [4]);
                 let uri = format!("<img src=\"data:application/pkcs7-mime;base64,{text}\">");
                 assert_eq!(envelope_markers(uri.as_bytes()).len(), 1);
-                // In the middle of a line of prose: out of sight, by design.
-                assert!(envelope_markers(format!("see {text}").as_bytes()).is_empty());
+                // After any byte that is no base64 character: in prose, JSON, an encoded word.
+                for wrapped in [
+                    format!("see: {text}"),
+                    format!("{{\"data\":\"{text}\"}}"),
+                    format!("Subject: =?utf-8?B?{text}?="),
+                    format!("<a href=\"DATA:x;BASE64,{text}\">"),
+                ] {
+                    assert_eq!(envelope_markers(wrapped.as_bytes()).len(), 1, "{wrapped}");
+                }
+                // Glued to other base64 characters it does not decode as one: not seen.
+                assert!(envelope_markers(format!("xyz{text}").as_bytes()).is_empty());
             }
         }
         for o in [oid::SIGNED_DATA, oid::DATA] {
@@ -938,6 +940,9 @@ mod tests {
             z
         };
         assert_eq!(compressed_envelope(&zip_of(&deflated, 8)), Some("zip"));
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&msg).unwrap();
+        assert_eq!(compressed_envelope(&z.finish().unwrap()), Some("zlib"));
         // The same without an envelope in it, and things that are no archive.
         let mut plain = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         plain.write_all(b"From: a\n\nhello\n").unwrap();
