@@ -94,6 +94,17 @@ struct Ends {
     explicit: Option<usize>,
 }
 
+impl Ends {
+    /// The values that close with an end-of-contents after the Enveloped/AuthEnvelopedData
+    /// when they are indefinite (`None` end), innermost first.
+    fn closers(&self) -> [(Option<usize>, &'static str); 2] {
+        [
+            (self.explicit, "ContentInfo.content"),
+            (self.content_info, "ContentInfo"),
+        ]
+    }
+}
+
 /// As [`content_info`]; also where the ContentInfo and its `[0]` end (see [`Ends`]).
 fn content_info_from(mut r: Reader<'_>) -> Result<(ObjectIdentifier, Reader<'_>, Ends)> {
     let outer = r.expect(Tag::SEQUENCE, "ContentInfo")?;
@@ -303,10 +314,7 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
     let reached = |settled_ok: Result<()>, seq_end: usize| -> Result<()> {
         settled_ok?;
         let mut pos = seq_end;
-        for (end, what) in [
-            (enc.ends.explicit, "ContentInfo.content"),
-            (enc.ends.content_info, "ContentInfo"),
-        ] {
+        for (end, what) in enc.ends.closers() {
             if end.is_some() {
                 continue;
             }
@@ -477,10 +485,7 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
     r.end_of(&seq, &s, kind.name())?;
     // In the indefinite form the `[0]` and the ContentInfo each close with an end-of-contents:
     // without them the input was cut short, however complete the content looks.
-    for (end, what) in [
-        (ends.explicit, "ContentInfo.content"),
-        (ends.content_info, "ContentInfo"),
-    ] {
+    for (end, what) in ends.closers() {
         if end.is_none() && !r.at_eoc() {
             return Err(Error::Truncated {
                 what,

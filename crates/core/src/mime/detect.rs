@@ -345,6 +345,15 @@ pub fn decode_qp(body: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes a body by its transfer encoding (`Unknown` gives the bytes as they are).
+/// [`decode_body`] for a part that holds a CMS object: blank lines encoded before the DER are
+/// no part of it (as [`peek_oid`] and a binary body skip them).
+pub fn decode_der(body: &[u8], cte: Cte) -> Vec<u8> {
+    let mut der = decode_body(body, cte);
+    let lead = der.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    der.drain(..lead);
+    der
+}
+
 pub fn decode_body(body: &[u8], cte: Cte) -> Vec<u8> {
     match cte {
         Cte::Base64 => decode_base64(body),
@@ -357,19 +366,23 @@ pub fn decode_body(body: &[u8], cte: Cte) -> Vec<u8> {
 
 /// The bytes every ContentInfo announcing EnvelopedData or AuthEnvelopedData holds, wherever
 /// it starts: `OID <content type>` and the `[0]` tag of its content.
-fn marker_bytes() -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    for o in [oid::ENVELOPED_DATA, oid::AUTH_ENVELOPED_DATA] {
-        let o = o.as_bytes();
-        // The OID's length in the short form, and in BER's long form (`81 len`).
-        for head in [vec![0x06, o.len() as u8], vec![0x06, 0x81, o.len() as u8]] {
-            let mut p = head;
-            p.extend_from_slice(o);
-            p.push(0xa0);
-            v.push(p);
+/// Made once: every message and every output is searched for them.
+fn marker_bytes() -> &'static [Vec<u8>] {
+    static MARKERS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    MARKERS.get_or_init(|| {
+        let mut v = Vec::new();
+        for o in [oid::ENVELOPED_DATA, oid::AUTH_ENVELOPED_DATA] {
+            let o = o.as_bytes();
+            // The OID's length in the short form, and in BER's long form (`81 len`).
+            for head in [vec![0x06, o.len() as u8], vec![0x06, 0x81, o.len() as u8]] {
+                let mut p = head;
+                p.extend_from_slice(o);
+                p.push(0xa0);
+                v.push(p);
+            }
         }
-    }
-    v
+        v
+    })
 }
 
 /// The arc `1.2.840.113549.1` (PKCS) that both content types lie under: rare bytes, so that a
@@ -383,9 +396,8 @@ const LOOKAHEAD: usize = 256;
 /// Does base64 starting here decode to the start of an (Auth)EnvelopedData ContentInfo?
 fn base64_envelope_at(bytes: &[u8]) -> bool {
     let text = bytes.get(..LOOKAHEAD).unwrap_or(bytes);
-    content_type_oid(&decode_base64_prefix(text, 24)).is_some_and(|o| {
-        o == oid::ENVELOPED_DATA.as_bytes() || o == oid::AUTH_ENVELOPED_DATA.as_bytes()
-    })
+    content_type_oid(&decode_base64_prefix(text, 24))
+        .is_some_and(|o| kind_of_oid(o) == PartKind::Envelope)
 }
 
 /// Envelopes visible in raw bytes whatever their MIME structure, by offset: a ContentInfo
@@ -489,10 +501,15 @@ pub fn utf16_as_utf8(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(text.into_bytes())
 }
 
-/// An envelope in a UTF-16 file (see [`utf16_as_utf8`]): the error that says so.
+/// Where, in characters, an envelope starts in the text of a UTF-16 file (see
+/// [`utf16_as_utf8`]).
+pub fn utf16_envelope_at(bytes: &[u8]) -> Option<usize> {
+    envelope_markers(&utf16_as_utf8(bytes)?).first().copied()
+}
+
+/// An envelope in a UTF-16 file: the error that says so.
 pub(crate) fn utf16_envelope(bytes: &[u8]) -> Option<crate::error::Error> {
-    let text = utf16_as_utf8(bytes)?;
-    let at = *envelope_markers(&text).first()?;
+    let at = utf16_envelope_at(bytes)?;
     Some(crate::error::Error::Mime {
         detail: format!(
             "the file is UTF-16 text, which mail never is, and character {at} of it starts an \
@@ -529,26 +546,22 @@ pub fn uuencoded_envelope(bytes: &[u8]) -> Option<usize> {
             if n == 0 {
                 continue;
             }
-            let six = |c: u8| c.wrapping_sub(32) & 63;
-            let mut got = Vec::with_capacity(n + 2);
+            let six = |q: &[u8], i: usize| q.get(i).copied().unwrap_or(b' ').wrapping_sub(32) & 63;
+            let line_start = data.len();
             for q in chars.chunks(4) {
-                let v: Vec<u8> = (0..4)
-                    .map(|i| six(q.get(i).copied().unwrap_or(b' ')))
-                    .collect();
-                got.push(v[0] << 2 | v[1] >> 4);
-                got.push(v[1] << 4 | v[2] >> 2);
-                got.push(v[2] << 6 | v[3]);
+                let v = [six(q, 0), six(q, 1), six(q, 2), six(q, 3)];
+                data.extend_from_slice(&[
+                    v[0] << 2 | v[1] >> 4,
+                    v[1] << 4 | v[2] >> 2,
+                    v[2] << 6 | v[3],
+                ]);
             }
-            got.truncate(n);
-            data.extend_from_slice(&got);
+            data.truncate(line_start + n);
             if data.len() > INFLATE_LIMIT as usize {
                 break;
             }
         }
-        if !envelope_markers(&data).is_empty()
-            || base64_envelope_at(&data)
-            || compressed_envelope(&data).is_some()
-        {
+        if !envelope_markers(&data).is_empty() || compressed_envelope(&data).is_some() {
             return Some(at);
         }
     }

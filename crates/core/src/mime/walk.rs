@@ -378,10 +378,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
         self.seen += 1;
-        let mut cms = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
-        // As `detect::peek_oid` does: blank lines encoded before the DER are no part of it.
-        let lead = cms.iter().take_while(|c| c.is_ascii_whitespace()).count();
-        cms.drain(..lead);
+        let mut cms = detect::decode_der(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
         if let Some(at) = detect::envelope_after_content_info(&cms) {
             return Err(with_path(second_envelope(at), path));
         }
@@ -423,9 +420,7 @@ impl<'a, V: Visitor> Walker<'_, V> {
         depth: usize,
     ) -> Result<Option<Rewritten<'a>>> {
         let bytes = data.bytes();
-        let mut der = detect::decode_body(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
-        let lead = der.iter().take_while(|c| c.is_ascii_whitespace()).count();
-        der.drain(..lead);
+        let der = detect::decode_der(bytes.get(hb.body_start..end).unwrap_or(&[]), cte);
         // A signature we cannot parse holds no envelope we could reach: leave it alone.
         let Ok(Some(content)) = signed::encapsulated_content(&der) else {
             return Ok(None);
