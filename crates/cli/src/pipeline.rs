@@ -243,9 +243,7 @@ fn stream_item(
 /// Maildir's bookkeeping): whether its bytes still show an encrypted envelope, which copying it
 /// as it is would leave unreadable once the key is gone.
 pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
-    if let Some(text) = mime::detect::utf16_as_utf8(bytes)
-        && let Some(at) = mime::detect::envelope_markers(&text).first()
-    {
+    if let Some(at) = mime::detect::utf16_envelope_at(bytes) {
         return Some(format!(
             "not a message of this mailbox, UTF-16 text in which character {at} starts an \
              encrypted CMS envelope; not decrypted (convert it to UTF-8 and run again)"

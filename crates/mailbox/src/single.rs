@@ -221,7 +221,10 @@ impl Sink for FileSink {
     }
 
     fn write_unchanged(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
-        let target = self.unchanged_target.clone().unwrap_or(self.target.clone());
+        let target = self
+            .unchanged_target
+            .clone()
+            .unwrap_or_else(|| self.target.clone());
         atomic::write_atomic(&target, body, meta.mtime)
             .map_err(|e| Error::io_path(&target, "write", e))?;
         self.written = Some(target);

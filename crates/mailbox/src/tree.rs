@@ -152,6 +152,12 @@ impl Iterator for TreeReader {
                 Ok(b) => b,
                 Err(e) => return Some(Err(e)),
             };
+            let starts_with_headers = |b: &Body| {
+                let text = b.bytes();
+                crate::detect::looks_like_headers(
+                    text.strip_prefix(crate::mbox::BOM).unwrap_or(text),
+                )
+            };
             let (kind, rel, body) = if is_eml(&rel) {
                 (ItemKind::Message, rel, body)
             } else if is_msg(&rel) {
@@ -167,9 +173,7 @@ impl Iterator for TreeReader {
                 // number, a saved message may be .txt): a message is opened like an .eml and
                 // written back under its own name; anything else is reported, never copied
                 // over unread.
-                let text = body.bytes();
-                let text = text.strip_prefix(crate::mbox::BOM).unwrap_or(text);
-                if crate::detect::looks_like_headers(text) {
+                if starts_with_headers(&body) {
                     (ItemKind::Message, rel, body)
                 } else {
                     return Some(Err(Error::unsupported(
@@ -179,13 +183,7 @@ impl Iterator for TreeReader {
                          to an .eml (or remove the mention) and run again",
                     )));
                 }
-            } else if crate::detect::mentions_smime(body.bytes())
-                && crate::detect::looks_like_headers(
-                    body.bytes()
-                        .strip_prefix(crate::mbox::BOM)
-                        .unwrap_or(body.bytes()),
-                )
-            {
+            } else if crate::detect::mentions_smime(body.bytes()) && starts_with_headers(&body) {
                 // A message whose envelope carries another label (octet-stream `smime.p7m`):
                 // opened like an .eml. What is no message stays a copied file, which the CLI
                 // still reports when an envelope shows in it.
