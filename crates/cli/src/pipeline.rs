@@ -24,6 +24,8 @@ use crate::uc::{Decryptor, Error, LayerInfo};
 const BATCH_BYTES: usize = 16 << 20;
 const BATCH_ITEMS_FIRST: usize = 16;
 const BATCH_ITEMS: usize = 256;
+/// Inputs from this size on are hashed on another pool thread while they are decrypted.
+const PARALLEL_HASH: usize = 1 << 20;
 
 pub struct Ctx<'a> {
     pub dec: &'a Decryptor<'a>,
@@ -363,9 +365,13 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
             }
         }
     };
-    // The input's hash runs beside the decryption: on a large message it costs as much.
-    let (sha_in, result) =
-        rayon::join(|| sha256_hex(input), || catch_unwind(AssertUnwindSafe(run)));
+    // The input's hash runs beside the decryption on a large message, where it costs as much;
+    // on a small one, handing it to another thread costs more than it saves.
+    let (sha_in, result) = if input.len() >= PARALLEL_HASH {
+        rayon::join(|| sha256_hex(input), || catch_unwind(AssertUnwindSafe(run)))
+    } else {
+        (sha256_hex(input), catch_unwind(AssertUnwindSafe(run)))
+    };
     let (body, mut rec) = match result {
         Ok(r) => r,
         Err(_) => {
@@ -784,8 +790,15 @@ fn run_mailbox_inner(
         if res.interrupted {
             raw.clear();
         }
+        // Once the source is exhausted, the rest is taken in halves: the last round's write
+        // and fsync have nothing left to overlap with, so its batch should be small.
+        let take = if exhausted && raw.len() > BATCH_ITEMS_FIRST {
+            (raw.len() / 2).max(BATCH_ITEMS_FIRST)
+        } else {
+            raw.len()
+        };
         // Skip what an earlier run finished; report what could not be read.
-        for next in raw.drain(..) {
+        for next in raw.drain(..take) {
             match next {
                 Ok(item) => {
                     if let Some(e) = jr.entries.get(&item.id)
@@ -808,7 +821,7 @@ fn run_mailbox_inner(
             }
         }
         let read_more = !res.interrupted && !exhausted;
-        if batch.is_empty() && pending.is_none() && !read_more {
+        if batch.is_empty() && pending.is_none() && raw.is_empty() && !read_more {
             break;
         }
         let to_write = pending.take();

@@ -215,6 +215,42 @@ fn several_mailboxes_in_one_run_are_all_decrypted_whatever_the_pool_size() {
 }
 
 #[test]
+fn a_long_mailbox_keeps_its_order_through_growing_and_shrinking_batches() {
+    // 61 rounds x 6 = 366 messages: batches grow 16, 32, ... 256, and once the source is
+    // exhausted the rest is taken in halves. Every message must come out once, in input order.
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("long.mbox");
+    let n = write_mbox(&mbox, 61, &[]);
+    let out = t.path().join("out");
+    let report = t.path().join("r.jsonl");
+    decrypt(&mbox, &out)
+        .arg("--report")
+        .arg(&report)
+        .timeout(Duration::from_secs(300))
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(out.join("long.mbox")).unwrap();
+    let subjects: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("Subject: plain "))
+        .collect();
+    let want: Vec<String> = (0..61).map(|r| format!("Subject: plain {r}")).collect();
+    assert_eq!(subjects, want, "the plain messages, in order");
+    assert_eq!(mbox_messages(&out.join("long.mbox")), n);
+    assert_eq!(count_enveloped(&out.join("long.mbox")), 0);
+    let ids: Vec<u64> = report_lines(&report)
+        .iter()
+        .filter_map(|l| l.get("id")?.as_str()?.parse().ok())
+        .collect();
+    assert_eq!(ids.len(), n, "one record per message");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "records in input order"
+    );
+    verify(&mbox, &out).assert().code(0);
+}
+
+#[test]
 fn mailboxes_inside_a_folder_fail_loudly_and_verify_is_not_safe() {
     // A folder of exports holding an mbox and a Maildir beside an .eml: copying those two as
     // stray files would carry their encrypted messages over unread, and verify would then
