@@ -80,16 +80,30 @@ pub(crate) fn load_file(path: &Path) -> Result<Body, Error> {
         .map_err(|e| Error::io_path(path, "stat", e))?
         .len();
     if len <= MAP_THRESHOLD {
-        // Sized from the stat (one byte more, so the read that sees the end needs no growth):
-        // an empty Vec would grow from 32 bytes and read a 28 KB message in eleven calls.
-        // take() bounds the read by the size we saw, so a file growing under us cannot make
-        // this allocate without limit.
-        let mut v = Vec::with_capacity(len as usize + 1);
+        // Sized from the stat, one byte more so that the read that sees the end needs no
+        // growth, and read into directly: `read_to_end` starts at 8 KiB and doubles (four
+        // `read` calls for a 28 KB message), this takes one and one to see the end. A file
+        // that grew since the stat is read on with `take`, so it cannot make this allocate
+        // without limit.
         use std::io::Read;
-        (&file)
-            .take(MAP_THRESHOLD)
-            .read_to_end(&mut v)
-            .map_err(|e| Error::io_path(path, "read", e))?;
+        let mut v = vec![0u8; len as usize + 1];
+        let mut got = 0;
+        while got < v.len() {
+            match (&file).read(&mut v[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io_path(path, "read", e)),
+            }
+        }
+        v.truncate(got);
+        if got > len as usize {
+            // The file grew since the stat: the rest, still bounded.
+            (&file)
+                .take(MAP_THRESHOLD.saturating_sub(got as u64))
+                .read_to_end(&mut v)
+                .map_err(|e| Error::io_path(path, "read", e))?;
+        }
         return Ok(Body::Owned(v));
     }
     match map_file(path, &file)? {
