@@ -344,7 +344,6 @@ pub fn decode_qp(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes a body by its transfer encoding (`Unknown` gives the bytes as they are).
 /// [`decode_body`] for a part that holds a CMS object: blank lines encoded before the DER are
 /// no part of it (as [`peek_oid`] and a binary body skip them).
 pub fn decode_der(body: &[u8], cte: Cte) -> Vec<u8> {
@@ -354,6 +353,7 @@ pub fn decode_der(body: &[u8], cte: Cte) -> Vec<u8> {
     der
 }
 
+/// Decodes a body by its transfer encoding (`Unknown` gives the bytes as they are).
 pub fn decode_body(body: &[u8], cte: Cte) -> Vec<u8> {
     match cte {
         Cte::Base64 => decode_base64(body),
