@@ -24,8 +24,6 @@ use crate::uc::{Decryptor, Error, LayerInfo};
 const BATCH_BYTES: usize = 16 << 20;
 const BATCH_ITEMS_FIRST: usize = 16;
 const BATCH_ITEMS: usize = 256;
-/// Inputs from this size on are hashed on another pool thread while they are decrypted.
-const PARALLEL_HASH: usize = 1 << 20;
 
 pub struct Ctx<'a> {
     pub dec: &'a Decryptor<'a>,
@@ -365,13 +363,9 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
             }
         }
     };
-    // The input's hash runs beside the decryption on a large message, where it costs as much;
-    // on a small one, handing it to another thread costs more than it saves.
-    let (sha_in, result) = if input.len() >= PARALLEL_HASH {
-        rayon::join(|| sha256_hex(input), || catch_unwind(AssertUnwindSafe(run)))
-    } else {
-        (sha256_hex(input), catch_unwind(AssertUnwindSafe(run)))
-    };
+    // The input's hash runs beside the decryption: on a large message it costs as much.
+    let (sha_in, result) =
+        rayon::join(|| sha256_hex(input), || catch_unwind(AssertUnwindSafe(run)));
     let (body, mut rec) = match result {
         Ok(r) => r,
         Err(_) => {
