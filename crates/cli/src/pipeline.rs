@@ -24,6 +24,8 @@ use crate::uc::{Decryptor, Error, LayerInfo};
 const BATCH_BYTES: usize = 16 << 20;
 const BATCH_ITEMS_FIRST: usize = 16;
 const BATCH_ITEMS: usize = 256;
+/// Inputs from this size on are hashed on another thread while they decrypt.
+const JOIN_HASH_BYTES: usize = 1 << 20;
 
 pub struct Ctx<'a> {
     pub dec: &'a Decryptor<'a>,
@@ -363,9 +365,13 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
             }
         }
     };
-    // The input's hash runs beside the decryption: on a large message it costs as much.
-    let (sha_in, result) =
-        rayon::join(|| sha256_hex(input), || catch_unwind(AssertUnwindSafe(run)));
+    // On a large message the input's hash costs as much as the decryption, so it runs beside
+    // it. A small one is hashed in line: the batch's other items keep the cores busy.
+    let (sha_in, result) = if input.len() >= JOIN_HASH_BYTES {
+        rayon::join(|| sha256_hex(input), || catch_unwind(AssertUnwindSafe(run)))
+    } else {
+        (sha256_hex(input), catch_unwind(AssertUnwindSafe(run)))
+    };
     let (body, mut rec) = match result {
         Ok(r) => r,
         Err(_) => {
@@ -828,9 +834,13 @@ fn run_mailbox_inner(
                 ),
                 None => Ok(()),
             });
+            // One item a piece: rayon otherwise folds runs of items on one thread, and once the
+            // other has stolen the rest, it can only take the inner `join`'s half of each item
+            // in turn, so a batch's last run went at little more than one core.
             let decrypting = scope.spawn(|| {
                 batch
                     .par_iter()
+                    .with_max_len(1)
                     .map(|it| process_item(sh.ctx, &job.name, indexed, it))
                     .collect::<Vec<Processed>>()
             });

@@ -174,8 +174,11 @@ fn scan_box(
                 }
             }
         }
+        // One item a piece, as in decrypt: rayon would otherwise fold runs of items on one
+        // thread and leave the other idle at the end of each batch.
         let scanned: Vec<Scanned> = batch
             .par_iter()
+            .with_max_len(1)
             .map(|it| pipeline::scan_item(ctx, &name, indexed, it, trial))
             .collect();
         for (it, s) in batch.iter().zip(scanned) {
