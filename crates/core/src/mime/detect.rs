@@ -244,26 +244,34 @@ impl<'a> Iterator for Base64Lines<'a> {
 }
 
 /// The fast path for well-formed bodies (lines of base64, any line ending, trailing blanks):
-/// lines ([`Base64Lines`]) are copied whole into a buffer decoded in large blocks by
-/// [`decode_quanta_inplace`]. `None` when anything else is in there (or a line-width guess
-/// went wrong); the filtering path then takes over.
+/// lines ([`Base64Lines`]) are gathered behind what is decoded so far and decoded there, in
+/// place, in large blocks by [`decode_quanta_inplace`]. Decoding shrinks four bytes to three,
+/// so each block's bytes land where they belong and one buffer, filled once, is the result.
+/// `None` when anything else is in there (or a line-width guess went wrong); the filtering path
+/// then takes over.
 fn decode_base64_lines(body: &[u8]) -> Option<Vec<u8>> {
     const BLOCK: usize = 64 * 1024;
-    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
-    let mut chunk: Vec<u8> = Vec::with_capacity(BLOCK + 1024);
+    // Room for the result and for one block's characters beyond it.
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + body.len().min(BLOCK + 1024) / 4 + 4);
+    let mut done = 0;
     for line in Base64Lines::new(body, true) {
-        chunk.extend_from_slice(line);
-        if chunk.len() >= BLOCK {
-            let keep = chunk.len() - chunk.len() % 4;
-            out.extend_from_slice(decode_quanta_inplace(&mut chunk[..keep])?);
-            chunk.drain(..keep);
+        out.extend_from_slice(line);
+        let pending = out.len() - done;
+        if pending >= BLOCK {
+            let keep = pending - pending % 4;
+            let n = decode_quanta_inplace(out.get_mut(done..done + keep)?)?.len();
+            // The characters of an unfinished quantum (at most three) move up behind it.
+            out.copy_within(done + keep.., done + n);
+            done += n;
+            out.truncate(done + pending - keep);
         }
     }
-    if chunk.len() % 4 == 1 {
-        chunk.pop();
+    if (out.len() - done) % 4 == 1 {
+        out.pop();
     }
-    if !chunk.is_empty() {
-        out.extend_from_slice(decode_quanta_inplace(&mut chunk)?);
+    if out.len() > done {
+        let n = decode_quanta_inplace(out.get_mut(done..)?)?.len();
+        out.truncate(done + n);
     }
     Some(out)
 }
@@ -1055,7 +1063,13 @@ mod base64_tests {
         let data: Vec<u8> = (0..200_000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        for (width, eol) in [(76, "\r\n"), (64, "\n"), (4, "\n"), (1000, "\r\n")] {
+        for (width, eol) in [
+            (76, "\r\n"),
+            (64, "\n"),
+            (4, "\n"),
+            (1000, "\r\n"),
+            (70_001, "\n"),
+        ] {
             for len in [0, 1, 2, 3, 4, 5, 100, 65_537, 200_000] {
                 let body = encode_lines(&data[..len], width, eol);
                 assert!(
