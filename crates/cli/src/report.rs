@@ -68,12 +68,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    crate::uc::cms::recipient::hex_lower(bytes)
 }
 
 /// The report file; shared by the workers of all mailboxes.

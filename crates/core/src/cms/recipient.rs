@@ -22,8 +22,25 @@ pub fn normalize_serial(bytes: &[u8]) -> Vec<u8> {
     bytes[start..].to_vec()
 }
 
+/// Upper-case hex, as serials and key identifiers are shown.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    hex_with(bytes, b"0123456789ABCDEF")
+}
+
+/// Lower-case hex, as digests are shown (`sha256sum`'s form).
+pub fn hex_lower(bytes: &[u8]) -> String {
+    hex_with(bytes, b"0123456789abcdef")
+}
+
+// By table: it runs on two digests and a serial of every message, where `format!` per byte
+// showed in the profile.
+fn hex_with(bytes: &[u8], digits: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        s.push(char::from(digits[usize::from(b >> 4)]));
+        s.push(char::from(digits[usize::from(b & 15)]));
+    }
+    s
 }
 
 impl RecipientId {
@@ -69,5 +86,20 @@ impl fmt::Display for RecipientId {
             }
             RecipientId::SubjectKeyId(ski) => write!(f, "subjectKeyIdentifier {}", hex(ski)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_spells_every_byte_as_format_does() {
+        let all: Vec<u8> = (0..=255).collect();
+        let upper: String = all.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(hex(&all), upper);
+        assert_eq!(hex_lower(&all), upper.to_lowercase());
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex_lower(&[0x0a, 0xf0]), "0af0");
     }
 }
