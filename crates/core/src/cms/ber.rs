@@ -488,15 +488,22 @@ fn encode_value(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(
         out.extend_from_slice(&joined);
         return Ok(());
     }
-    let mut body = Vec::new();
+    // The contents go straight into `out` behind a one-byte length, widened once their size is
+    // known: no buffer per level (a RecipientInfo nests five or six).
+    out.extend_from_slice(&id_bytes[..id_len]);
+    let at = out.len();
+    out.push(0);
     let mut inner = r.contents_reader(&h);
     while !inner.at_end_of(&h) {
-        encode_value(&mut inner, &mut body, depth + 1)?;
+        encode_value(&mut inner, out, depth + 1)?;
     }
     r.end_of(&h, &inner, "value")?;
-    out.extend_from_slice(&id_bytes[..id_len]);
-    push_len(out, body.len());
-    out.extend_from_slice(&body);
+    let (len, n) = der_len(out.len() - at - 1);
+    if n == 1 {
+        out[at] = len[0];
+    } else {
+        out.splice(at..=at, len[..n].iter().copied());
+    }
     Ok(())
 }
 
@@ -514,14 +521,23 @@ fn identifier_len(bytes: &[u8]) -> usize {
 
 /// Appends a DER length.
 pub fn push_len(out: &mut Vec<u8>, len: usize) {
+    let (bytes, n) = der_len(len);
+    out.extend_from_slice(&bytes[..n]);
+}
+
+/// The DER length octets of `len` (short form below 128, else the long form's count and
+/// big-endian bytes), and how many of the nine there are.
+fn der_len(len: usize) -> ([u8; 9], usize) {
+    let mut out = [0u8; 9];
     if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(7);
-        out.push(0x80 | (8 - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+        out[0] = len as u8;
+        return (out, 1);
     }
+    let bytes = (len as u64).to_be_bytes();
+    let skip = bytes.iter().position(|&b| b != 0).unwrap_or(7);
+    out[0] = 0x80 | (8 - skip) as u8;
+    out[1..9 - skip].copy_from_slice(&bytes[skip..]);
+    (out, 9 - skip)
 }
 
 #[cfg(test)]
@@ -575,6 +591,41 @@ mod tests {
             to_der(&ber, 0).unwrap(),
             vec![0x30, 0x04, 0x04, 0x02, 0x01, 0x02]
         );
+    }
+
+    /// Contents of 200 and 300 bytes under indefinite lengths: the lengths that replace them
+    /// take two and three bytes (`81 c8`, `82 01 2c`), at every level, and DER comes back as it
+    /// went in.
+    #[test]
+    fn to_der_writes_long_form_lengths_at_every_level() {
+        // Long forms for 128..=65535, spelled out by hand.
+        let long = |n: usize| -> Vec<u8> {
+            if n < 256 {
+                vec![0x81, n as u8]
+            } else {
+                vec![0x82, (n >> 8) as u8, n as u8]
+            }
+        };
+        for n in [200usize, 300] {
+            let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut octets = vec![0x04];
+            octets.extend_from_slice(&long(n));
+            octets.extend_from_slice(&payload);
+            // SEQUENCE { SEQUENCE { OCTET STRING payload }, INTEGER 5 }, both SEQUENCEs
+            // indefinite.
+            let mut ber = vec![0x30, 0x80, 0x30, 0x80];
+            ber.extend_from_slice(&octets);
+            ber.extend_from_slice(&[0x00, 0x00, 0x02, 0x01, 0x05, 0x00, 0x00]);
+            let mut inner = vec![0x30];
+            inner.extend_from_slice(&long(octets.len()));
+            inner.extend_from_slice(&octets);
+            let mut der = vec![0x30];
+            der.extend_from_slice(&long(inner.len() + 3));
+            der.extend_from_slice(&inner);
+            der.extend_from_slice(&[0x02, 0x01, 0x05]);
+            assert_eq!(to_der(&ber, 0).unwrap(), der, "{n} bytes");
+            assert_eq!(to_der(&der, 0).unwrap(), der, "DER stays as it is");
+        }
     }
 
     #[test]
