@@ -202,11 +202,15 @@ impl ContentType {
         let mime_type = items
             .next()
             .map(|t| {
-                t.split('/')
-                    .map(str::trim)
-                    .collect::<Vec<_>>()
-                    .join("/")
-                    .to_ascii_lowercase()
+                let mut m = String::with_capacity(t.len());
+                for (i, part) in t.split('/').enumerate() {
+                    if i > 0 {
+                        m.push('/');
+                    }
+                    m.push_str(part.trim());
+                }
+                m.make_ascii_lowercase();
+                m
             })
             .unwrap_or_default();
         // (name, section, extended, value)
@@ -233,17 +237,18 @@ impl ContentType {
             raw.push((base, section, extended, val));
         }
         let mut params: Vec<(String, String)> = Vec::new();
-        // Plain and single extended parameters first, then continuations joined in order.
-        for (name, section, extended, val) in &raw {
+        // Plain and single extended parameters first, then continuations joined in order
+        // (only those are looked at again, so the others' strings are moved out).
+        for (name, section, extended, val) in &mut raw {
             if section.is_some() {
                 continue;
             }
             let v = if *extended {
                 decode_2231(val, true)
             } else {
-                val.clone()
+                std::mem::take(val)
             };
-            set_param(&mut params, name, v);
+            set_param(&mut params, std::mem::take(name), v);
         }
         let mut continued: Vec<&str> = raw
             .iter()
@@ -268,22 +273,26 @@ impl ContentType {
                     joined.push_str(val);
                 }
             }
-            set_param(&mut params, name, joined);
+            set_param(&mut params, name.to_string(), joined);
         }
         ContentType { mime_type, params }
     }
 }
 
-fn set_param(params: &mut Vec<(String, String)>, name: &str, value: String) {
-    if let Some(p) = params.iter_mut().find(|(n, _)| n == name) {
+fn set_param(params: &mut Vec<(String, String)>, name: String, value: String) {
+    if let Some(p) = params.iter_mut().find(|(n, _)| *n == name) {
         p.1 = value;
     } else {
-        params.push((name.to_string(), value));
+        params.push((name, value));
     }
 }
 
 /// Removes `( ... )` comments outside quoted strings (nesting allowed, as in RFC 5322).
-fn strip_comments(s: &str) -> String {
+/// Without a `(` there is nothing to remove, and the value is borrowed as it is.
+fn strip_comments(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('(') {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut depth = 0usize;
     let mut in_quote = false;
@@ -313,35 +322,31 @@ fn strip_comments(s: &str) -> String {
             _ => {}
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Splits on ';' outside quoted strings.
-fn split_params(s: &str) -> Vec<String> {
+fn split_params(s: &str) -> Vec<&str> {
     let mut items = Vec::new();
-    let mut cur = String::new();
+    let mut start = 0;
     let mut in_quote = false;
     let mut escaped = false;
-    for c in s.chars() {
+    for (i, c) in s.char_indices() {
         if escaped {
-            cur.push(c);
             escaped = false;
             continue;
         }
         match c {
-            '\\' if in_quote => {
-                cur.push(c);
-                escaped = true;
+            '\\' if in_quote => escaped = true,
+            '"' => in_quote = !in_quote,
+            ';' if !in_quote => {
+                items.push(s.get(start..i).unwrap_or(""));
+                start = i + 1;
             }
-            '"' => {
-                in_quote = !in_quote;
-                cur.push(c);
-            }
-            ';' if !in_quote => items.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+            _ => {}
         }
     }
-    items.push(cur);
+    items.push(s.get(start..).unwrap_or(""));
     items
 }
 
@@ -449,6 +454,32 @@ mod tests {
             "multipart/mixed"
         );
         assert_eq!(ContentType::parse(";;=;\"").params, vec![]);
+    }
+
+    /// The splitting and the comment removal at their edges: parentheses and semicolons inside
+    /// quotes, escapes, a comment in a parameter, a repeated name (the last wins), text that
+    /// is not ASCII, and a value with no comment at all (taken as it is).
+    #[test]
+    fn content_type_edges() {
+        let ct = ContentType::parse(
+            "text/plain; name=\"a(b);c\\\\\"; (note; x=1) charset=utf-8; NAME=second; ;",
+        );
+        assert_eq!(ct.mime_type, "text/plain");
+        assert_eq!(
+            ct.params,
+            vec![
+                ("name".to_string(), "second".to_string()),
+                ("charset".to_string(), "utf-8".to_string()),
+            ]
+        );
+        let ct = ContentType::parse("text/plain; title=\"x\\\";y\"; z=1");
+        assert_eq!(ct.param("title"), Some("x\";y"));
+        assert_eq!(ct.param("z"), Some("1"));
+        let ct = ContentType::parse("application/x-pkcs7-mime; name=\"Übersicht;März.p7m\"; a=ä");
+        assert_eq!(ct.param("name"), Some("Übersicht;März.p7m"));
+        assert_eq!(ct.param("a"), Some("ä"));
+        let ct = ContentType::parse("text/plain; a=b (c) d");
+        assert_eq!(ct.param("a"), Some("b  d"));
     }
 
     #[test]
