@@ -187,6 +187,15 @@ impl<'a> Reader<'a> {
                     break;
                 }
             }
+            // X.690 8.1.2.2: numbers up to 30 take the one-octet form. A long spelling of one
+            // would make a universal string type (1F 0C for UTF8String) that normalisation
+            // re-tags, and no encoder writes it.
+            if number < 0x1f {
+                return Err(self.malformed(
+                    what,
+                    format!("tag number {number} in the high-tag-number form"),
+                ));
+            }
         }
         let first = self.byte(what)?;
         let len = if first & 0x80 == 0 {
@@ -553,6 +562,37 @@ mod tests {
         let raw = r.finish_raw(&h, 0).unwrap();
         assert_eq!(raw.len(), 7);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn high_tag_number_form_is_only_for_numbers_from_31() {
+        // Found by `fuzz/fuzz_targets/ber.rs`: a constructed UTF8String spelled `3F 0C` was
+        // normalised to the identifier `1F` alone, which the next read took as a high tag.
+        let data = [0x30, 0x09, 0x3f, 0x0c, 0x00, 0, 0, 0, 0, 0, 0];
+        match to_der(&data, 0) {
+            Err(Error::Asn1 { detail, .. }) => {
+                assert!(detail.contains("tag number 12"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        for id in [[0x1f, 0x00], [0x9f, 0x1e], [0x3f, 0x04]] {
+            let data = [id[0], id[1], 0x00];
+            let mut r = Reader::new(&data);
+            assert!(
+                matches!(r.header("t"), Err(Error::Asn1 { .. })),
+                "{id:02x?}"
+            );
+        }
+        // From 31 on the high form is the only one, and reads back unchanged.
+        for data in [
+            &[0x9f, 0x1f, 0x01, 0xaa][..],
+            &[0xbf, 0x81, 0x00, 0x02, 0x05, 0x00],
+        ] {
+            let mut r = Reader::new(data);
+            let h = r.header("t").unwrap();
+            assert_eq!(h.tag.number, if data[1] == 0x1f { 31 } else { 128 });
+            assert_eq!(to_der(data, 0).unwrap(), data);
+        }
     }
 
     #[test]
