@@ -220,6 +220,9 @@ pub(crate) fn safe_relative(p: &Path) -> bool {
 /// Writes each item to `root/<relative path>` atomically, restoring its modification time.
 pub struct TreeSink {
     root: PathBuf,
+    /// Folders made (or found) so far: each is created once, not for every item (a `mkdir` and a
+    /// `stat` a message otherwise).
+    made: std::collections::HashSet<PathBuf>,
     pending: atomic::DeferredSync,
 }
 
@@ -229,6 +232,7 @@ impl TreeSink {
             .map_err(|e| Error::io_path(root, "create folder", e))?;
         Ok(TreeSink {
             root: root.to_path_buf(),
+            made: std::collections::HashSet::new(),
             pending: atomic::DeferredSync::default(),
         })
     }
@@ -254,10 +258,14 @@ impl TreeSink {
 
 impl TreeSink {
     /// The item's output path, its folder created.
-    fn prepare(&self, meta: &Meta) -> Result<PathBuf, Error> {
+    fn prepare(&mut self, meta: &Meta) -> Result<PathBuf, Error> {
         let dest = self.target(meta)?;
         let dir = atomic::parent_dir(&dest);
-        atomic::create_dir_all_private(dir).map_err(|e| Error::io_path(dir, "create folder", e))?;
+        if !self.made.contains(dir) {
+            atomic::create_dir_all_private(dir)
+                .map_err(|e| Error::io_path(dir, "create folder", e))?;
+            self.made.insert(dir.to_path_buf());
+        }
         Ok(dest)
     }
 }
