@@ -124,7 +124,7 @@ fn cbc(c: &mut Criterion) {
     // same as good padding and is not what is measured.
     let len = if ub::full_run() { 1 << 20 } else { 1 << 12 };
     let ct = random_bytes(len);
-    let ciphers: [(&str, BlockCipher, usize); 6] = [
+    let ciphers: [(&str, BlockCipher, usize); 8] = [
         ("DES", BlockCipher::Des, 8),
         ("3DES", BlockCipher::DesEde3, 24),
         (
@@ -137,6 +137,8 @@ fn cbc(c: &mut Criterion) {
         ("CAST5", BlockCipher::Cast5, 16),
         ("AES-128", BlockCipher::Aes, 16),
         ("AES-256", BlockCipher::Aes, 32),
+        ("CAMELLIA-256", BlockCipher::Camellia, 32),
+        ("SEED", BlockCipher::Seed, 16),
     ];
     let mut g = c.benchmark_group("cbc_stream");
     g.throughput(Throughput::Bytes(len as u64));

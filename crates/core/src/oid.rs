@@ -60,6 +60,12 @@ pub const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
 pub const AES128_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.6");
 pub const AES192_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.26");
 pub const AES256_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.46");
+/// Camellia in CBC mode (RFC 3657).
+pub const CAMELLIA128_CBC: Oid = Oid::new_unwrap("1.2.392.200011.61.1.1.1.2");
+pub const CAMELLIA192_CBC: Oid = Oid::new_unwrap("1.2.392.200011.61.1.1.1.3");
+pub const CAMELLIA256_CBC: Oid = Oid::new_unwrap("1.2.392.200011.61.1.1.1.4");
+/// id-seedCBC (RFC 4010).
+pub const SEED_CBC: Oid = Oid::new_unwrap("1.2.410.200004.1.4");
 
 // Certificate extensions
 pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
@@ -85,6 +91,10 @@ pub fn name(oid: &Oid) -> String {
         (AES128_GCM, "AES-128-GCM"),
         (AES192_GCM, "AES-192-GCM"),
         (AES256_GCM, "AES-256-GCM"),
+        (CAMELLIA128_CBC, "CAMELLIA-128-CBC"),
+        (CAMELLIA192_CBC, "CAMELLIA-192-CBC"),
+        (CAMELLIA256_CBC, "CAMELLIA-256-CBC"),
+        (SEED_CBC, "SEED-CBC"),
         (AES128_WRAP, "AES-128-WRAP"),
         (AES192_WRAP, "AES-192-WRAP"),
         (AES256_WRAP, "AES-256-WRAP"),

@@ -62,6 +62,10 @@ const CBC_CASES: &[(&str, BlockCipher, usize)] = &[
     ("-rc2-40-cbc", BlockCipher::Rc2 { effective_bits: 40 }, 5),
     ("-rc2-64-cbc", BlockCipher::Rc2 { effective_bits: 64 }, 8),
     ("-cast5-cbc", BlockCipher::Cast5, 16),
+    ("-camellia-128-cbc", BlockCipher::Camellia, 16),
+    ("-camellia-192-cbc", BlockCipher::Camellia, 24),
+    ("-camellia-256-cbc", BlockCipher::Camellia, 32),
+    ("-seed-cbc", BlockCipher::Seed, 16),
 ];
 
 fn openssl_enc(cipher: &str, key: &[u8], iv: &[u8], input: &[u8]) -> Option<Vec<u8>> {
@@ -142,6 +146,8 @@ fn cbc_rejects_bad_keys_and_lengths() {
             (BlockCipher::Cast5, 17),
             (BlockCipher::Rc2 { effective_bits: 64 }, 0),
             (BlockCipher::Rc2 { effective_bits: 64 }, 129),
+            (BlockCipher::Camellia, 20),
+            (BlockCipher::Seed, 24),
         ] {
             assert!(
                 p.cbc_decryptor(cipher, &vec![1u8; bad_key]).is_err(),

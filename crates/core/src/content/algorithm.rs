@@ -40,7 +40,8 @@ impl ContentCipher {
                 BlockCipher::DesEde3 => len == 24,
                 BlockCipher::Rc2 { .. } => (1..=128).contains(&len),
                 BlockCipher::Cast5 => (5..=16).contains(&len),
-                BlockCipher::Aes => matches!(len, 16 | 24 | 32),
+                BlockCipher::Aes | BlockCipher::Camellia => matches!(len, 16 | 24 | 32),
+                BlockCipher::Seed => len == 16,
             },
             ContentCipher::Gcm { .. } => matches!(len, 16 | 24 | 32),
         }
@@ -55,6 +56,8 @@ impl ContentCipher {
                 BlockCipher::Rc2 { effective_bits } => format!("RC2-CBC/{effective_bits}"),
                 BlockCipher::Cast5 => format!("CAST5-CBC/{}", key_len * 8),
                 BlockCipher::Aes => format!("AES-{}-CBC", key_len * 8),
+                BlockCipher::Camellia => format!("CAMELLIA-{}-CBC", key_len * 8),
+                BlockCipher::Seed => "SEED-CBC".into(),
             },
             ContentCipher::Gcm { .. } => format!("AES-{}-GCM", key_len * 8),
         }
@@ -129,6 +132,22 @@ pub fn parse(alg_der: &[u8], offset: u64) -> Result<ContentCipher> {
             32
         };
         cbc(BlockCipher::Aes, octets(params)?, Some(n))
+    } else if alg == oid::CAMELLIA128_CBC
+        || alg == oid::CAMELLIA192_CBC
+        || alg == oid::CAMELLIA256_CBC
+    {
+        // CamelliaCBCParameter ::= CamelliaIV ::= OCTET STRING (SIZE(16)) (RFC 3657).
+        let n = if alg == oid::CAMELLIA128_CBC {
+            16
+        } else if alg == oid::CAMELLIA192_CBC {
+            24
+        } else {
+            32
+        };
+        cbc(BlockCipher::Camellia, octets(params)?, Some(n))
+    } else if alg == oid::SEED_CBC {
+        // SeedCBCParameter ::= OCTET STRING (SIZE(16)), the IV (RFC 4010).
+        cbc(BlockCipher::Seed, octets(params)?, Some(16))
     } else if alg == oid::RC2_CBC {
         // RC2-CBCParameter ::= SEQUENCE { rc2ParameterVersion INTEGER OPTIONAL, iv OCTET STRING }
         // Very old encoders put the bare IV OCTET STRING here.
@@ -294,6 +313,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn camellia_and_seed_take_a_16_byte_iv_and_name_their_key_length() {
+        // id-camellia256-cbc 1.2.392.200011.61.1.1.1.4 and id-seedCBC 1.2.410.200004.1.4.
+        let camellia = [
+            0x06, 0x0b, 0x2a, 0x83, 0x08, 0x8c, 0x9a, 0x4b, 0x3d, 0x01, 0x01, 0x01, 0x04,
+        ];
+        let seed = [0x06, 0x08, 0x2a, 0x83, 0x1a, 0x8c, 0x9a, 0x44, 0x01, 0x04];
+        let mut iv = vec![0x04, 16];
+        iv.extend_from_slice(&[9u8; 16]);
+        let c = parse(&alg(&camellia, &iv), 0).unwrap();
+        assert_eq!(c.oid().to_string(), "1.2.392.200011.61.1.1.1.4");
+        assert_eq!(c.describe(32), "CAMELLIA-256-CBC");
+        assert!(c.accepts_key_len(24) && !c.accepts_key_len(20));
+        let s = parse(&alg(&seed, &iv), 0).unwrap();
+        assert_eq!(s.oid().to_string(), "1.2.410.200004.1.4");
+        assert_eq!(s.describe(16), "SEED-CBC");
+        assert!(s.accepts_key_len(16) && !s.accepts_key_len(32));
+        let short = [0x04, 8, 0, 0, 0, 0, 0, 0, 0, 0];
+        for oid in [&camellia[..], &seed[..]] {
+            let e = parse(&alg(oid, &short), 0).unwrap_err();
+            assert!(e.to_string().contains("IV of 8 bytes, block is 16"), "{e}");
+        }
     }
 
     #[test]

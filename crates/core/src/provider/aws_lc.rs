@@ -244,6 +244,8 @@ impl CryptoProvider for AwsLc {
                 return Ok(Box::new(rustcrypto::rc2(key, effective_bits)?));
             }
             BlockCipher::Cast5 => return Ok(Box::new(rustcrypto::cast5(key)?)),
+            BlockCipher::Camellia => return rustcrypto::camellia(key),
+            BlockCipher::Seed => return Ok(Box::new(super::seed::Seed::new(key)?)),
             BlockCipher::Aes => aes_alg(key)?,
             // Bitsliced, many blocks at once: several times faster than aws-lc's DES, which
             // also refuses the weak keys a sender's random CEK can be.

@@ -2,8 +2,8 @@
 //! rustls' `CryptoProvider`. The CMS code above it never names a crypto crate.
 //!
 //! Two providers exist: [`aws_lc::AwsLc`] (the default: aws-lc-rs for RSA, ECDH and AES; this
-//! crate's bitsliced DES/3DES, several times faster than aws-lc's; RustCrypto `rc2` and `cast5`,
-//! which aws-lc does not offer) and, behind the `pure-rust` cargo feature,
+//! crate's bitsliced DES/3DES, several times faster than aws-lc's; RustCrypto `rc2`, `cast5` and
+//! `camellia` and this crate's [`seed`], which aws-lc does not offer) and, behind the `pure-rust` cargo feature,
 //! [`pure_rust::PureRust`] (RustCrypto throughout). Tests decrypt every fixture with both.
 
 pub mod aws_lc;
@@ -12,6 +12,7 @@ pub(crate) mod bitsliced_des;
 pub mod pure_rust;
 pub(crate) mod rustcrypto;
 pub(crate) mod rustcrypto_rsa;
+pub(crate) mod seed;
 
 use crate::error::Result;
 use zeroize::Zeroizing;
@@ -76,13 +77,20 @@ pub enum BlockCipher {
     },
     Cast5,
     Aes,
+    /// Camellia (RFC 3713), 128-, 192- or 256-bit key.
+    Camellia,
+    /// SEED (RFC 4269), 128-bit key.
+    Seed,
 }
 
 impl BlockCipher {
     pub fn block_len(self) -> usize {
         match self {
-            BlockCipher::Aes => 16,
-            _ => 8,
+            BlockCipher::Aes | BlockCipher::Camellia | BlockCipher::Seed => 16,
+            BlockCipher::Des
+            | BlockCipher::DesEde3
+            | BlockCipher::Rc2 { .. }
+            | BlockCipher::Cast5 => 8,
         }
     }
 }
@@ -180,7 +188,8 @@ pub(crate) fn check_key_len(cipher: BlockCipher, key: &[u8]) -> Result<()> {
         BlockCipher::DesEde3 => key.len() == 24,
         BlockCipher::Rc2 { .. } => (1..=128).contains(&key.len()),
         BlockCipher::Cast5 => (5..=16).contains(&key.len()),
-        BlockCipher::Aes => matches!(key.len(), 16 | 24 | 32),
+        BlockCipher::Aes | BlockCipher::Camellia => matches!(key.len(), 16 | 24 | 32),
+        BlockCipher::Seed => key.len() == 16,
     };
     if ok {
         Ok(())

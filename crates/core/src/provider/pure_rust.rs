@@ -92,6 +92,8 @@ impl CryptoProvider for PureRust {
                 Ok(Box::new(rustcrypto::rc2(key, effective_bits)?))
             }
             BlockCipher::Cast5 => Ok(Box::new(rustcrypto::cast5(key)?)),
+            BlockCipher::Camellia => rustcrypto::camellia(key),
+            BlockCipher::Seed => Ok(Box::new(super::seed::Seed::new(key)?)),
             BlockCipher::Aes => {
                 let err = |_| aes_key_err(key);
                 Ok(match key.len() {

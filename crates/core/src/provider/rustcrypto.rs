@@ -1,5 +1,5 @@
-//! CBC over RustCrypto block ciphers. Used for RC2 and CAST5 by every provider (aws-lc offers
-//! neither), and for everything by the pure-Rust provider. CBC is written out here rather than
+//! CBC over RustCrypto block ciphers. Used for RC2, CAST5 and Camellia by every provider (aws-lc
+//! offers none of them), and for everything by the pure-Rust provider. CBC is written out here rather than
 //! taken from the `cbc` crate because the trait wants stateless, IV-per-call decryption.
 
 use super::{CbcDecrypt, check_blocks};
@@ -63,6 +63,26 @@ pub(crate) fn cast5(key: &[u8]) -> Result<RustCryptoCbc<cast5::Cast5>> {
             operation: "CAST5 key setup",
             detail: format!("{}-byte key (5..=16 allowed)", key.len()),
         })
+}
+
+/// Camellia (RFC 3713) with a 128-, 192- or 256-bit key.
+pub(crate) fn camellia(key: &[u8]) -> Result<Box<dyn CbcDecrypt>> {
+    use cipher::KeyInit;
+    let err = |_| Error::Crypto {
+        operation: "Camellia key setup",
+        detail: format!("{}-byte key (16, 24 or 32 allowed)", key.len()),
+    };
+    Ok(match key.len() {
+        16 => Box::new(RustCryptoCbc(
+            camellia::Camellia128::new_from_slice(key).map_err(err)?,
+        )),
+        24 => Box::new(RustCryptoCbc(
+            camellia::Camellia192::new_from_slice(key).map_err(err)?,
+        )),
+        _ => Box::new(RustCryptoCbc(
+            camellia::Camellia256::new_from_slice(key).map_err(err)?,
+        )),
+    })
 }
 
 /// DES / 3DES CBC from RustCrypto, for the pure-Rust provider (the default one uses
