@@ -7,7 +7,7 @@
 //! RSA PKCS#1 v1.5 in `rsa` 0.10 uses implicit rejection: a wrong key gives random bytes rather
 //! than an error, which the trait allows (callers check the CEK length and the content).
 
-use super::rustcrypto::{self, RustCryptoCbc};
+use super::rustcrypto;
 use super::{
     AesEncrypt, BlockCipher, CbcDecrypt, CryptoProvider, EcCurve, EcPrivateKey, HashAlg, Hasher,
     RsaPrivateKey, check_key_len, rustcrypto_rsa,
@@ -95,18 +95,7 @@ impl CryptoProvider for PureRust {
             BlockCipher::Camellia => rustcrypto::camellia(key),
             BlockCipher::Seed => Ok(Box::new(super::seed::Seed::new(key)?)),
             BlockCipher::Aes => {
-                let err = |_| aes_key_err(key);
-                Ok(match key.len() {
-                    16 => Box::new(RustCryptoCbc(
-                        aes::Aes128::new_from_slice(key).map_err(err)?,
-                    )),
-                    24 => Box::new(RustCryptoCbc(
-                        aes::Aes192::new_from_slice(key).map_err(err)?,
-                    )),
-                    _ => Box::new(RustCryptoCbc(
-                        aes::Aes256::new_from_slice(key).map_err(err)?,
-                    )),
-                })
+                rustcrypto::by_key_len::<aes::Aes128, aes::Aes192, aes::Aes256>("AES", key)
             }
         }
     }

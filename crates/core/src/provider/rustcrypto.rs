@@ -65,24 +65,29 @@ pub(crate) fn cast5(key: &[u8]) -> Result<RustCryptoCbc<cast5::Cast5>> {
         })
 }
 
-/// Camellia (RFC 3713) with a 128-, 192- or 256-bit key.
-pub(crate) fn camellia(key: &[u8]) -> Result<Box<dyn CbcDecrypt>> {
-    use cipher::KeyInit;
+/// A cipher family with 128-, 192- and 256-bit keys (`K128`, `K192`, `K256`: AES, Camellia),
+/// the member chosen by the key's length; `name` is for the error.
+pub(crate) fn by_key_len<K128, K192, K256>(name: &str, key: &[u8]) -> Result<Box<dyn CbcDecrypt>>
+where
+    K128: cipher::KeyInit + BlockCipherDecrypt + BlockSizeUser + Send + Sync + 'static,
+    K192: cipher::KeyInit + BlockCipherDecrypt + BlockSizeUser + Send + Sync + 'static,
+    K256: cipher::KeyInit + BlockCipherDecrypt + BlockSizeUser + Send + Sync + 'static,
+{
     let err = |_| Error::Crypto {
-        operation: "Camellia key setup",
-        detail: format!("{}-byte key (16, 24 or 32 allowed)", key.len()),
+        operation: "cipher key setup",
+        detail: format!("{name}: {}-byte key (16, 24 or 32 allowed)", key.len()),
     };
     Ok(match key.len() {
-        16 => Box::new(RustCryptoCbc(
-            camellia::Camellia128::new_from_slice(key).map_err(err)?,
-        )),
-        24 => Box::new(RustCryptoCbc(
-            camellia::Camellia192::new_from_slice(key).map_err(err)?,
-        )),
-        _ => Box::new(RustCryptoCbc(
-            camellia::Camellia256::new_from_slice(key).map_err(err)?,
-        )),
+        16 => Box::new(RustCryptoCbc(K128::new_from_slice(key).map_err(err)?)),
+        24 => Box::new(RustCryptoCbc(K192::new_from_slice(key).map_err(err)?)),
+        _ => Box::new(RustCryptoCbc(K256::new_from_slice(key).map_err(err)?)),
     })
+}
+
+/// Camellia (RFC 3713) with a 128-, 192- or 256-bit key.
+pub(crate) fn camellia(key: &[u8]) -> Result<Box<dyn CbcDecrypt>> {
+    use camellia::{Camellia128, Camellia192, Camellia256};
+    by_key_len::<Camellia128, Camellia192, Camellia256>("Camellia", key)
 }
 
 /// DES / 3DES CBC from RustCrypto, for the pure-Rust provider (the default one uses
