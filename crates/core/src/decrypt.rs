@@ -10,6 +10,7 @@ use crate::content::gcm::GcmDecryptor;
 use crate::error::{Error, Result};
 use crate::keyring::{KeyMaterial, KeyRing};
 use crate::provider::{CryptoProvider, EcPrivateKey, RsaPrivateKey};
+use crate::stream::StreamCipher;
 use crate::unwrap::rsa::{self as rsa_unwrap, RsaPadding};
 use cms::enveloped_data::{
     KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo, RecipientIdentifier, RecipientInfo,
@@ -228,7 +229,7 @@ pub fn looks_like_mime_start(p: &[u8]) -> bool {
 
 /// A GCM tag that does not match means one of two things, and the report must not claim to
 /// know which.
-fn tag_failure(e: &Error) -> String {
+pub(crate) fn tag_failure(e: &Error) -> String {
     format!("{e} (either the message was altered or this key is not the one it was encrypted to)")
 }
 
@@ -433,19 +434,23 @@ impl<'k> Decryptor<'k> {
     }
 
     /// For a message too large to hold ([`crate::stream`]): the one key that opens this
-    /// envelope, unwrapped into a CBC stream ready for the ciphertext, and the layer record
-    /// (lengths left 0 for the caller). `None` whenever streaming could answer differently from
-    /// [`Decryptor::decrypt_cms`]: not CBC, no matching key, or several candidate keys (choosing
-    /// between keys needs the padding at the very end), or a key that does not unwrap.
-    pub(crate) fn open_cbc_stream(
+    /// envelope, unwrapped into a CBC stream or a GCM decryptor ready for the ciphertext, and
+    /// the layer record (lengths left 0 for the caller). `None` whenever streaming could answer
+    /// differently from [`Decryptor::decrypt_cms`]: no matching key, or several candidate keys
+    /// (choosing between keys needs the padding or the tag at the very end), a key that does
+    /// not unwrap; and for GCM, no spool folder to hold the plaintext until the tag verifies.
+    pub(crate) fn open_stream(
         &self,
         header: &EnvelopeHeader<'_>,
-    ) -> Option<(CbcStream, LayerInfo)> {
+    ) -> Option<(StreamCipher, LayerInfo)> {
         let mut cipher = algorithm::parse(
             &header.content_algorithm_der,
             header.content_algorithm_offset,
         )
         .ok()?;
+        if matches!(cipher, ContentCipher::Gcm { .. }) && self.options.spool_dir.is_none() {
+            return None;
+        }
         let parsed = parse_recipients(header).ok()?;
         let [(ri, ki)] = self.matched(&parsed)[..] else {
             return None;
@@ -463,10 +468,6 @@ impl<'k> Decryptor<'k> {
         }
         algorithm::resolve_rc2(&mut cipher, cek.len());
         let content_cipher = cipher.describe(cek.len());
-        let ContentCipher::Cbc { cipher: bc, iv, .. } = &cipher else {
-            return None;
-        };
-        let dec = self.provider.cbc_decryptor(*bc, &cek).ok()?;
         let layer = self.layer_info(
             header.kind,
             &parsed,
@@ -474,10 +475,23 @@ impl<'k> Decryptor<'k> {
             ki,
             (content_cipher, transport, 0, 0),
         );
-        // A streamed message is large: CBC decryption splits across every core (what 3DES
-        // needs; AES hardly notices).
-        let threads = rayon::current_num_threads();
-        Some((CbcStream::new(dec, iv).with_threads(threads), layer))
+        let stream = match &cipher {
+            ContentCipher::Cbc { cipher: bc, iv, .. } => {
+                let dec = self.provider.cbc_decryptor(*bc, &cek).ok()?;
+                // A streamed message is large: CBC decryption splits across every core (what
+                // 3DES needs; AES hardly notices).
+                let threads = rayon::current_num_threads();
+                StreamCipher::Cbc(CbcStream::new(dec, iv).with_threads(threads))
+            }
+            ContentCipher::Gcm { nonce, tag_len, .. } => StreamCipher::Gcm {
+                // The authAttrs (the AAD) follow the content: they join the tag at the end.
+                gcm: Box::new(GcmDecryptor::new(self.provider, &cek, nonce, &[]).ok()?),
+                tag_len: *tag_len,
+                spool_dir: self.options.spool_dir.clone()?,
+                recipient: recipient.id.to_string(),
+            },
+        };
+        Some((stream, layer))
     }
 
     /// The (recipient, key) pairs whose recipient identifier names a loaded key.

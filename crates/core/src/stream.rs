@@ -26,6 +26,7 @@ use crate::cms::ber::Header;
 use crate::cms::content_stream::ContentStream;
 use crate::cms::envelope::{self, Enclosing, EnvelopeKind, MAX_HEADER_PART};
 use crate::content::cbc::CbcStream;
+use crate::content::gcm::GcmDecryptor;
 use crate::error::Error;
 use crate::mime::detect::{self, Cte, PartKind};
 use crate::mime::header::{self, ContentType, HeaderBlock};
@@ -66,6 +67,35 @@ impl From<std::io::Error> for StreamError {
     }
 }
 
+/// The content decryption of a streamed envelope, its key unwrapped.
+pub(crate) enum StreamCipher {
+    /// EnvelopedData under a CBC cipher: plaintext is written as it comes (the CLI discards
+    /// the output should the padding at the very end be wrong).
+    Cbc(CbcStream),
+    /// AuthEnvelopedData under AES-GCM: plaintext goes to an unnamed temporary file in
+    /// `spool_dir` and reaches the output only once the tag (over the authAttrs that follow
+    /// the content, too) has verified.
+    Gcm {
+        gcm: Box<GcmDecryptor>,
+        tag_len: usize,
+        spool_dir: std::path::PathBuf,
+        recipient: String,
+    },
+}
+
+impl StreamCipher {
+    fn update(&mut self, ct: &[u8], sink: &mut Vec<u8>) -> Result<(), Error> {
+        match self {
+            StreamCipher::Cbc(cbc) => cbc.update(ct, sink),
+            StreamCipher::Gcm { gcm, .. } => {
+                let from = sink.len();
+                sink.extend_from_slice(ct);
+                gcm.update(&mut sink[from..])
+            }
+        }
+    }
+}
+
 /// A streamed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Streamed {
@@ -83,7 +113,7 @@ pub struct MessageStream<'m, 'd> {
     dec: &'d Decryptor<'d>,
     msg: &'m [u8],
     found: Located,
-    cbc: CbcStream,
+    cipher: StreamCipher,
     layer: LayerInfo,
 }
 
@@ -97,7 +127,8 @@ struct Located {
     enclosing: Enclosing,
 }
 
-/// Finds a top-level EnvelopedData with CBC content that this module could stream: a leaf
+/// Finds a top-level EnvelopedData with CBC content, or AuthEnvelopedData with GCM content,
+/// that this module could stream: a leaf
 /// entity (any label, as the walk), the transfer encoding and the header before the content.
 /// No key is touched.
 fn locate(msg: &[u8]) -> Option<Located> {
@@ -133,16 +164,16 @@ fn locate(msg: &[u8]) -> Option<Located> {
         };
         match envelope::parse_prefix(&prefix) {
             Ok(Some(s)) => {
-                if s.header.kind != EnvelopeKind::Enveloped {
-                    return None;
-                }
                 let cipher = crate::content::algorithm::parse(
                     &s.header.content_algorithm_der,
                     s.header.content_algorithm_offset,
                 )
                 .ok()?;
-                if !matches!(cipher, crate::content::ContentCipher::Cbc { .. }) {
-                    return None;
+                use crate::content::ContentCipher as C;
+                match (s.header.kind, cipher) {
+                    (EnvelopeKind::Enveloped, C::Cbc { .. })
+                    | (EnvelopeKind::AuthEnveloped, C::Gcm { .. }) => {}
+                    _ => return None,
                 }
                 return Some(Located {
                     hb,
@@ -171,12 +202,12 @@ pub fn plausible(msg: &[u8]) -> bool {
 /// private-key operation and a look at the first kilobytes.
 pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageStream<'m, 'd>> {
     let found = locate(msg)?;
-    let (cbc, layer) = dec.open_cbc_stream(&found.header)?;
+    let (cipher, layer) = dec.open_stream(&found.header)?;
     Some(MessageStream {
         dec,
         msg,
         found,
-        cbc,
+        cipher,
         layer,
     })
 }
@@ -375,7 +406,7 @@ struct Decrypting<'a> {
     der_pos: usize,
     content_start: usize,
     content: ContentStream,
-    cbc: CbcStream,
+    cipher: StreamCipher,
     /// Plaintext held until the inner header block has ended; `None` once written.
     head: Option<Vec<u8>>,
     msg: &'a [u8],
@@ -450,10 +481,10 @@ impl Decrypting<'_> {
                 Some(h) => h,
                 None => plain,
             };
-            let cbc = &mut self.cbc;
+            let cipher = &mut self.cipher;
             let used = self
                 .content
-                .feed(rest, &mut |ct| cbc.update(ct, sink))
+                .feed(rest, &mut |ct| cipher.update(ct, sink))
                 .map_err(StreamError::Failed)?;
             after = rest.get(used..).unwrap_or(&[]);
             if self.content.is_done() {
@@ -535,6 +566,39 @@ impl Decrypting<'_> {
         Ok(())
     }
 
+    /// For GCM: the tag over the authAttrs and the ciphertext, as the in-memory path checks
+    /// it; returns the plaintext length.
+    fn check_tag(&mut self) -> Result<u64, StreamError> {
+        let StreamCipher::Gcm {
+            gcm,
+            tag_len,
+            recipient,
+            ..
+        } = &self.cipher
+        else {
+            return Ok(0);
+        };
+        let tag_len = *tag_len;
+        let (aad, mac) = envelope::auth_trailer(&self.enclosing, &self.after, self.after_at)
+            .map_err(StreamError::Failed)?;
+        if mac.len() != tag_len {
+            return Err(StreamError::Failed(Error::BadParameters {
+                what: "AES-GCM",
+                oid: "aes-ICVlen".into(),
+                detail: format!("MAC of {} bytes, parameters say {tag_len}", mac.len()),
+            }));
+        }
+        let text_len = gcm.text_len();
+        gcm.finish_with_late_aad(aad.as_deref().unwrap_or(&[]), &mac)
+            .map_err(|e| {
+                StreamError::Failed(Error::WrongKey {
+                    recipient: recipient.clone(),
+                    reason: crate::decrypt::tag_failure(&e),
+                })
+            })?;
+        Ok(text_len)
+    }
+
     fn finish(mut self, plain: &mut Vec<u8>) -> Result<(u64, u64), StreamError> {
         if !self.content.is_done() {
             return Err(StreamError::Failed(Error::Truncated {
@@ -554,13 +618,16 @@ impl Decrypting<'_> {
             Some(h) => h,
             None => plain,
         };
-        let plain_len = self.cbc.finish(sink).map_err(|e| match e {
-            Ok(p) => StreamError::Failed(Error::WrongKey {
-                recipient: self.layer.used_recipient.to_string(),
-                reason: p.0,
-            }),
-            Err(e) => StreamError::Failed(e),
-        })?;
+        let plain_len = match &mut self.cipher {
+            StreamCipher::Cbc(cbc) => cbc.finish(sink).map_err(|e| match e {
+                Ok(p) => StreamError::Failed(Error::WrongKey {
+                    recipient: self.layer.used_recipient.to_string(),
+                    reason: p.0,
+                }),
+                Err(e) => StreamError::Failed(e),
+            })?,
+            StreamCipher::Gcm { .. } => self.check_tag()?,
+        };
         self.flush_head(plain, true)?;
         self.watch(plain.get(from..).unwrap_or(&[]), true)?;
         Ok((self.content.content_len(), plain_len))
@@ -579,6 +646,23 @@ impl MessageStream<'_, '_> {
         let provider = self.dec.provider();
         let mut hash_in = provider.hasher(HashAlg::Sha256);
         let mut hash_out = provider.hasher(HashAlg::Sha256);
+        // GCM: everything is written to a spool first and copied to `out` once the tag
+        // verifies, so `out` never sees unauthenticated plaintext.
+        let mut spool = match &self.cipher {
+            StreamCipher::Gcm { spool_dir, .. } => {
+                Some(tempfile::tempfile_in(spool_dir).map_err(|e| {
+                    StreamError::Failed(Error::Io {
+                        detail: format!("spool file in {}: {e}", spool_dir.display()),
+                    })
+                })?)
+            }
+            StreamCipher::Cbc(_) => None,
+        };
+        let final_out = out;
+        let out: &mut (dyn Write + Send) = match spool.as_mut() {
+            Some(f) => f,
+            None => &mut *final_out,
+        };
         let msg = self.msg;
         let found = self.found;
         let body_start = found.hb.body_start.min(msg.len());
@@ -587,7 +671,7 @@ impl MessageStream<'_, '_> {
             der_pos: 0,
             content_start: found.content.content_start,
             content: ContentStream::new(&found.content).map_err(StreamError::Failed)?,
-            cbc: self.cbc,
+            cipher: self.cipher,
             head: Some(Vec::with_capacity(HEAD_LIMIT)),
             msg,
             hb: &found.hb,
@@ -691,6 +775,12 @@ impl MessageStream<'_, '_> {
         out.write_all(&tail)?;
         out.flush()?;
         hash_out.update(&tail);
+        if let Some(mut file) = spool {
+            use std::io::Seek;
+            file.rewind()?;
+            std::io::copy(&mut file, final_out)?;
+            final_out.flush()?;
+        }
         // What follows the content (unprotected attributes, end-of-contents, line breaks) is
         // part of the input: hash it too.
         for chunk in msg.get(pos..).unwrap_or(&[]).chunks(BLOCK) {

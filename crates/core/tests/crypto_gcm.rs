@@ -297,3 +297,76 @@ fn gcm_parameters() {
         assert!(matches!(err, Error::BadParameters { .. }), "{bad}: {err:?}");
     }
 }
+
+/// Decrypts `ct` with the decryptor made without AAD, then checks `tag` with `aad` supplied
+/// only at the end (how a streamed AuthEnvelopedData meets its authAttrs).
+fn decrypt_late_aad(
+    p: &dyn CryptoProvider,
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+    tag: &[u8],
+    chunk: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut d = GcmDecryptor::new(p, key, iv, &[])?;
+    let mut buf = ct.to_vec();
+    for piece in buf.chunks_mut(chunk) {
+        d.update(piece)?;
+    }
+    d.finish_with_late_aad(aad, tag)?;
+    Ok(buf)
+}
+
+/// The AAD given after the ciphertext authenticates exactly as the AAD given first: every
+/// specification vector (those with AAD and those without), inputs long enough for thousands of
+/// zero blocks, AAD lengths on and off the block size; and a changed AAD or tag is refused.
+#[test]
+fn additional_data_given_after_the_ciphertext_authenticates_the_same() {
+    for p in all_providers() {
+        for c in CASES {
+            for chunk in [1, 7, 16, 1 << 20] {
+                let out = decrypt_late_aad(
+                    p,
+                    &hex(c.key),
+                    &hex(c.iv),
+                    &hex(c.aad),
+                    &hex(c.ct),
+                    &hex(c.tag),
+                    chunk,
+                )
+                .unwrap_or_else(|e| panic!("{} {} chunks of {chunk}: {e}", p.name(), c.name));
+                assert_eq!(out, hex(c.pt), "{} {}", p.name(), c.name);
+            }
+        }
+    }
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = [0x5au8; 32];
+    let nonce = [0x24u8; 12];
+    let sealing = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
+    for (len, aad_len) in [(0usize, 1usize), (15, 16), (70_001, 17), (300_000, 171)] {
+        let pt: Vec<u8> = (0..len as u32).map(|i| (i * 31 % 253) as u8).collect();
+        let aad: Vec<u8> = (0..aad_len as u32).map(|i| (i * 7 + 1) as u8).collect();
+        let mut ct = pt.clone();
+        let tag = sealing
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad[..]),
+                &mut ct,
+            )
+            .unwrap();
+        for p in all_providers() {
+            let out = decrypt_late_aad(p, &key, &nonce, &aad, &ct, tag.as_ref(), 4099)
+                .unwrap_or_else(|e| panic!("{} {len}/{aad_len}: {e}", p.name()));
+            assert!(out == pt, "{} {len}/{aad_len}", p.name());
+            let mut other = aad.clone();
+            other[aad_len - 1] ^= 1;
+            let e = decrypt_late_aad(p, &key, &nonce, &other, &ct, tag.as_ref(), 4099)
+                .expect_err("changed AAD");
+            assert!(matches!(e, Error::AuthenticationFailed { .. }), "{e}");
+            let e = decrypt_late_aad(p, &key, &nonce, &[], &ct, tag.as_ref(), 4099)
+                .expect_err("AAD left out");
+            assert!(matches!(e, Error::AuthenticationFailed { .. }), "{e}");
+        }
+    }
+}

@@ -46,9 +46,11 @@ fn streamed(dec: &Decryptor<'_>, msg: &[u8]) -> Result<Option<Run>, StreamError>
 #[test]
 fn streaming_writes_what_the_in_memory_path_writes_or_declines() {
     let ring = all_keys();
+    let spool = tempfile::tempdir().unwrap();
     for provider in all_providers() {
-        let dec = Decryptor::new(&ring, provider, DecryptOptions::default()).unwrap();
+        let dec = Decryptor::new(&ring, provider, spooled(spool.path())).unwrap();
         let (mut same, mut multipart, mut declined_late, mut watched) = (0, 0, 0, 0);
+        let mut gcm = 0;
         for path in messages() {
             let msg = std::fs::read(&path).unwrap();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -76,6 +78,9 @@ fn streaming_writes_what_the_in_memory_path_writes_or_declines() {
                     }
                     assert_eq!(at, msg.len(), "{name}");
                     same += 1;
+                    if done.layer.content_cipher.contains("GCM") {
+                        gcm += 1;
+                    }
                     let lower = String::from_utf8_lossy(&out).to_ascii_lowercase();
                     if lower.contains("content-type: multipart/") {
                         multipart += 1;
@@ -105,10 +110,26 @@ fn streaming_writes_what_the_in_memory_path_writes_or_declines() {
         // Fixtures under a CBC cipher stream (DES, 3DES, RC2, CAST5, AES; RSA and ECDH),
         // single-part and multipart plaintexts alike (sign-then-encrypt among them).
         assert!(same >= 30, "only {same} fixture messages streamed");
+        // AuthEnvelopedData too (OpenSSL's AES-128/256-GCM, DER and BER, RSA and ECDH).
+        assert!(gcm >= 5, "only {gcm} AES-GCM fixture messages streamed");
+        assert_eq!(
+            std::fs::read_dir(spool.path()).unwrap().count(),
+            0,
+            "nothing left in the spool folder"
+        );
         assert!(
             multipart >= 5,
             "only {multipart} multipart plaintexts streamed"
         );
+    }
+}
+
+/// Options with a spool folder, which streaming AES-GCM needs (its plaintext waits there for
+/// the tag).
+fn spooled(dir: &Path) -> DecryptOptions {
+    DecryptOptions {
+        spool_dir: Some(dir.to_path_buf()),
+        ..DecryptOptions::default()
     }
 }
 
@@ -492,4 +513,229 @@ Content-Transfer-Encoding: base64\r\n\r\n{attachment}"
     assert_eq!(mem.layers.len(), 2);
     let text = String::from_utf8_lossy(mem.output.as_ref().unwrap()).into_owned();
     assert!(text.contains("the inner secret"));
+}
+
+/// Streams `msg` into `out`, which the caller inspects even after a failure.
+fn streamed_into(
+    dec: &Decryptor<'_>,
+    msg: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Option<stream::Streamed>, StreamError> {
+    let Some(s) = stream::prepare(dec, msg) else {
+        return Ok(None);
+    };
+    s.run(&opts(), out, &mut |_| {}).map(Some)
+}
+
+/// The base64 body of `msg` (after its header block), decoded.
+fn body_der(msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine as _;
+    let text = String::from_utf8(msg.to_vec()).unwrap();
+    let split = text.find("\n\n").map(|i| i + 2).unwrap();
+    let b64: String = text[split..].split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    (text.as_bytes()[..split].to_vec(), der)
+}
+
+/// A 5 MB AuthEnvelopedData from `openssl cms -encrypt -aes-256-gcm` (DER, and BER with
+/// `-stream`) streams in bounded memory to exactly what the in-memory path writes; its
+/// plaintext waits in the spool until the tag verifies, so a message altered anywhere in its
+/// ciphertext or tag fails with nothing written, and the spool is left empty.
+#[test]
+fn a_large_gcm_message_streams_and_writes_nothing_until_its_tag_verifies() {
+    let ring = all_keys();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let mut plain = b"Content-Type: text/plain; charset=us-ascii\r\n\r\n".to_vec();
+    let mut i = 0u64;
+    while plain.len() < 5_000_000 {
+        plain.extend_from_slice(format!("line {i} of a large GCM plaintext\r\n").as_bytes());
+        i += 1;
+    }
+    for ber in [false, true] {
+        let extra: &[&str] = if ber {
+            &["-aes-256-gcm", "-stream"]
+        } else {
+            &["-aes-256-gcm"]
+        };
+        let Some(msg) = openssl_encrypt(dir.path(), &format!("gcm-{ber}"), &plain, extra) else {
+            return;
+        };
+        for provider in all_providers() {
+            let dec = Decryptor::new(&ring, provider, spooled(spool.path())).unwrap();
+            let expected = decrypt_message(&dec, &msg, &opts())
+                .unwrap()
+                .output
+                .unwrap();
+            let (out, done, seen) = streamed(&dec, &msg).unwrap().expect("streams");
+            assert!(out == expected, "ber={ber}: output differs");
+            assert_eq!(done.layer.content_cipher, "AES-256-GCM");
+            assert!(seen.len() >= 3, "read in {} blocks", seen.len());
+            assert_eq!(done.layer.plaintext_len, plain.len() as u64);
+            assert_eq!(done.sha256_out, provider.digest(HashAlg::Sha256, &[&out]));
+        }
+        // Without a spool folder the plaintext would have nowhere to wait: not streamed.
+        let plain_dec =
+            Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+        assert!(stream::prepare(&plain_dec, &msg).is_none());
+
+        let dec = Decryptor::new(&ring, all_providers()[0], spooled(spool.path())).unwrap();
+        let (head, der) = body_der(&msg);
+        // One bit of the ciphertext in the middle, of its last byte, of the tag (DER: the tag
+        // is the envelope's last 16 bytes; BER: before the four end-of-contents).
+        let tag_end = if ber { der.len() - 8 } else { der.len() };
+        for at in [der.len() / 2, tag_end - 16 - 40, tag_end - 1] {
+            let mut bad = der.clone();
+            bad[at] ^= 0x01;
+            let m = message(&head, &bad);
+            let mut out = Vec::new();
+            match streamed_into(&dec, &m, &mut out) {
+                Err(StreamError::Failed(e)) => {
+                    assert!(
+                        e.to_string().contains("tag mismatch"),
+                        "ber={ber} at {at}: {e}"
+                    )
+                }
+                other => panic!("ber={ber} at {at}: {:?}", other.map(|o| o.map(|d| d.layer))),
+            }
+            assert!(
+                out.is_empty(),
+                "ber={ber} at {at}: {} bytes written",
+                out.len()
+            );
+            let e = decrypt_message(&dec, &m, &opts()).expect_err("in memory");
+            assert!(e.to_string().contains("tag mismatch"), "{e}");
+        }
+    }
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+}
+
+/// An AuthEnvelopedData whose authAttrs (the GCM additional data, RFC 5083 §2.1) follow the
+/// content. OpenSSL writes none, so this one is assembled here: OpenSSL's envelope with a new
+/// content-encryption key (RSA-encrypted to the test certificate by `openssl pkeyutl`), the
+/// content sealed again by aws-lc over those attributes. It streams to the in-memory answer, and
+/// attributes changed or dropped after sealing fail the tag either way, with nothing written.
+#[test]
+fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use cms::authenveloped_data::AuthEnvelopedData;
+    use cms::content_info::ContentInfo;
+    use cms::enveloped_data::RecipientInfo;
+    use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
+    use der::{Any, Decode, Encode};
+    use x509_cert::attr::Attribute;
+
+    let ring = all_keys();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let mut plain = b"Content-Type: text/plain\r\n\r\n".to_vec();
+    while plain.len() < 3_000_000 {
+        plain.extend_from_slice(b"authenticated attributes follow this content\r\n");
+    }
+    let Some(msg) = openssl_encrypt(dir.path(), "gcm-attrs", b"x", &["-aes-256-gcm"]) else {
+        return;
+    };
+    let (head, der) = body_der(&msg);
+    let ci = ContentInfo::from_der(&der).unwrap();
+    let mut aed: AuthEnvelopedData = ci.content.decode_as().unwrap();
+
+    // A new CEK, encrypted to the certificate by OpenSSL.
+    let cek = [0x3cu8; 32];
+    let cek_path = dir.path().join("cek");
+    std::fs::write(&cek_path, cek).unwrap();
+    let wrapped = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-encrypt", "-certin", "-inkey"])
+        .arg(fixtures().join("keys/rsa2048.cert.pem"))
+        .arg("-in")
+        .arg(&cek_path)
+        .output()
+        .unwrap();
+    assert!(wrapped.status.success(), "openssl pkeyutl -encrypt");
+    let mut infos: Vec<RecipientInfo> = aed.recip_infos.0.into_vec();
+    let RecipientInfo::Ktri(ktri) = &mut infos[0] else {
+        panic!("OpenSSL wrote a key-transport recipient")
+    };
+    ktri.enc_key = OctetString::new(wrapped.stdout).unwrap();
+    aed.recip_infos = cms::enveloped_data::RecipientInfos(SetOfVec::try_from(infos).unwrap());
+
+    // contentType and a second attribute, sealed over.
+    let attr = |oid: &str, value: Any| Attribute {
+        oid: ObjectIdentifier::new_unwrap(oid),
+        values: SetOfVec::try_from(vec![value]).unwrap(),
+    };
+    let data_oid = Any::encode_from(&ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1")).unwrap();
+    let signing_time = Any::encode_from(
+        &der::asn1::UtcTime::from_unix_duration(std::time::Duration::from_secs(1_800_000_000))
+            .unwrap(),
+    )
+    .unwrap();
+    let attrs = SetOfVec::try_from(vec![
+        attr("1.2.840.113549.1.9.3", data_oid.clone()),
+        attr("1.2.840.113549.1.9.5", signing_time),
+    ])
+    .unwrap();
+    let params = aed
+        .auth_encrypted_content_info
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let (nonce, tag_len) = unseal_core::content::gcm::parse_gcm_parameters(&params).unwrap();
+    assert_eq!((nonce.len(), tag_len), (12, 16));
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).unwrap());
+    let mut ct = plain.clone();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::try_assume_unique_for_key(&nonce).unwrap(),
+            Aad::from(attrs.to_der().unwrap()),
+            &mut ct,
+        )
+        .unwrap();
+    aed.auth_encrypted_content_info.encrypted_content = Some(OctetString::new(ct).unwrap());
+    aed.mac = OctetString::new(tag.as_ref()).unwrap();
+    aed.auth_attrs = Some(attrs);
+
+    let build = |aed: &AuthEnvelopedData| {
+        let ci = ContentInfo {
+            content_type: ci.content_type,
+            content: Any::encode_from(aed).unwrap(),
+        };
+        message(&head, &ci.to_der().unwrap())
+    };
+    let good = build(&aed);
+    for provider in all_providers() {
+        let dec = Decryptor::new(&ring, provider, spooled(spool.path())).unwrap();
+        let expected = decrypt_message(&dec, &good, &opts())
+            .unwrap()
+            .output
+            .unwrap();
+        let (out, done, _) = streamed(&dec, &good).unwrap().expect("streams");
+        assert!(out == expected, "{}: output differs", provider.name());
+        assert!(out.ends_with(&plain[plain.len() - 100..]));
+        assert_eq!(done.layer.plaintext_len, plain.len() as u64);
+    }
+
+    let dec = Decryptor::new(&ring, all_providers()[0], spooled(spool.path())).unwrap();
+    let mut changed = aed.clone();
+    changed.auth_attrs =
+        Some(SetOfVec::try_from(vec![attr("1.2.840.113549.1.9.3", data_oid)]).unwrap());
+    let mut dropped = aed.clone();
+    dropped.auth_attrs = None;
+    for (what, m) in [("changed", build(&changed)), ("dropped", build(&dropped))] {
+        let mut out = Vec::new();
+        match streamed_into(&dec, &m, &mut out) {
+            Err(StreamError::Failed(e)) => {
+                assert!(e.to_string().contains("tag mismatch"), "{what}: {e}")
+            }
+            other => panic!("{what}: {:?}", other.map(|o| o.map(|d| d.layer))),
+        }
+        assert!(out.is_empty(), "{what}: {} bytes written", out.len());
+        let e = decrypt_message(&dec, &m, &opts()).expect_err("in memory");
+        assert!(e.to_string().contains("tag mismatch"), "{what}: {e}");
+    }
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
 }

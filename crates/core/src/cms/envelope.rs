@@ -366,6 +366,61 @@ pub fn check_after_content(enc: &Enclosing, after: &[u8], at: usize) -> Result<(
     }
 }
 
+/// AuthEnvelopedData's fields after the AuthEncryptedContentInfo: authAttrs `[1]` (returned as
+/// the DER the MAC covers, with the SET OF tag), the mac, and unauthAttrs `[2]` (skipped).
+fn auth_fields(s: &mut Reader<'_>) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
+    let mut auth_attrs_der = None;
+    if s.peek_tag().is_some_and(|t| t.is_context(1)) {
+        let off = s.offset();
+        let raw = s.read_raw("authAttrs")?;
+        if raw.len() > MAX_HEADER_PART {
+            return Err(Error::Limit {
+                what: "authAttrs size",
+                limit: MAX_HEADER_PART as u64,
+            });
+        }
+        let mut der = ber::to_der(raw, off)?;
+        // The MAC is computed over the DER with the SET OF tag, not the [1] IMPLICIT tag.
+        if let Some(first) = der.first_mut() {
+            *first = 0x31;
+        }
+        auth_attrs_der = Some(der);
+    }
+    let h = s.header("mac")?;
+    if !h.tag.is_universal(4) {
+        return Err(Error::Asn1 {
+            what: "mac",
+            offset: s.offset(),
+            detail: "expected OCTET STRING".into(),
+        });
+    }
+    let mac = ber::collect_string(s, &h, 1024)?;
+    if s.peek_tag().is_some_and(|t| t.is_context(2)) {
+        let h = s.header("unauthAttrs")?;
+        s.skip_contents(&h, 0)?;
+    }
+    Ok((auth_attrs_der, mac))
+}
+
+/// For a streamed AuthEnvelopedData: its authAttrs (as [`auth_fields`] returns them) and mac,
+/// read from what followed the content (`after`, decoded from offset `at` on), once
+/// [`check_after_content`] has accepted it.
+pub fn auth_trailer(
+    enc: &Enclosing,
+    after: &[u8],
+    at: usize,
+) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
+    let mut r = Reader::with_base(after, at as u64);
+    if enc.eci.len.is_none() && !r.at_eoc() {
+        return Err(Error::Asn1 {
+            what: "encryptedContentInfo",
+            offset: at as u64,
+            detail: "missing end-of-contents".into(),
+        });
+    }
+    auth_fields(&mut r)
+}
+
 /// Parses the part of an EnvelopedData that precedes the encrypted content, from a prefix of
 /// the decoded ContentInfo. `Err(Error::Truncated)` (or any other error) may mean the prefix is
 /// too short: callers retry with more, up to [`MAX_HEADER_PART`]. `Ok(None)`: the content is
@@ -446,35 +501,9 @@ pub fn parse(input: &[u8]) -> Result<EnvelopeHeader<'_>> {
             }
         }
         EnvelopeKind::AuthEnveloped => {
-            if s.peek_tag().is_some_and(|t| t.is_context(1)) {
-                let off = s.offset();
-                let raw = s.read_raw("authAttrs")?;
-                if raw.len() > MAX_HEADER_PART {
-                    return Err(Error::Limit {
-                        what: "authAttrs size",
-                        limit: MAX_HEADER_PART as u64,
-                    });
-                }
-                let mut der = ber::to_der(raw, off)?;
-                // The MAC is computed over the DER with the SET OF tag, not the [1] IMPLICIT tag.
-                if let Some(first) = der.first_mut() {
-                    *first = 0x31;
-                }
-                auth_attrs_der = Some(der);
-            }
-            let h = s.header("mac")?;
-            if !h.tag.is_universal(4) {
-                return Err(Error::Asn1 {
-                    what: "mac",
-                    offset: s.offset(),
-                    detail: "expected OCTET STRING".into(),
-                });
-            }
-            mac = Some(ber::collect_string(&mut s, &h, 1024)?);
-            if s.peek_tag().is_some_and(|t| t.is_context(2)) {
-                let h = s.header("unauthAttrs")?;
-                s.skip_contents(&h, 0)?;
-            }
+            let (attrs, tag) = auth_fields(&mut s)?;
+            auth_attrs_der = attrs;
+            mac = Some(tag);
         }
     }
     // Anything further inside the SEQUENCE is an extension we don't know; skip it.

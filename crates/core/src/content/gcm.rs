@@ -43,6 +43,8 @@ pub struct GcmDecryptor {
     partial_len: usize,
     aad_len: u64,
     text_len: u64,
+    /// The hash key `H`, for [`GcmDecryptor::finish_with_late_aad`].
+    h_key: Zeroizing<[u8; 16]>,
 }
 
 impl std::fmt::Debug for GcmDecryptor {
@@ -106,6 +108,7 @@ impl GcmDecryptor {
             partial_len: 0,
             aad_len: aad.len() as u64,
             text_len: 0,
+            h_key: h,
         })
     }
 
@@ -173,29 +176,50 @@ impl GcmDecryptor {
         Ok(())
     }
 
+    /// Ciphertext (and so plaintext) bytes decrypted so far.
+    pub fn text_len(&self) -> u64 {
+        self.text_len
+    }
+
     /// Checks the tag (12..=16 bytes; a shorter tag is compared against the start of the full
     /// one) in constant time. `Err(Error::AuthenticationFailed { .. })` on mismatch.
-    pub fn finish(mut self, tag: &[u8]) -> Result<()> {
+    pub fn finish(self, tag: &[u8]) -> Result<()> {
+        self.finish_with_late_aad(&[], tag)
+    }
+
+    /// As [`GcmDecryptor::finish`], for additional authenticated data that arrives only after
+    /// the ciphertext (a streamed AuthEnvelopedData: its authAttrs follow the content). The
+    /// decryptor must have been made with an empty `aad`.
+    ///
+    /// GHASH is linear: for AAD blocks `A1..Ap`, ciphertext blocks `C1..Cq` and the length
+    /// block `L`, `GHASH(A || C || L) = GHASH(C || L) + GHASH(A || 0^(q+1))` in GF(2^128),
+    /// because each block is multiplied by `H` once for every block after it, and a zero block
+    /// only multiplies what came before by `H`. So the ciphertext is hashed as it streams and
+    /// the AAD's share is added at the end, at the cost of hashing `q + 1` zero blocks.
+    pub fn finish_with_late_aad(&self, aad: &[u8], tag: &[u8]) -> Result<()> {
         if !TAG_RANGE.contains(&tag.len()) {
             return Err(Error::AuthenticationFailed {
                 detail: format!("GCM tag is {} bytes (12 to 16 allowed)", tag.len()),
             });
         }
-        if self.partial_len > 0 {
-            let rest = &self.partial[..self.partial_len];
-            self.ghash.update_padded(rest);
+        if !aad.is_empty() && self.aad_len != 0 {
+            return Err(crypto("additional data given twice"));
         }
-        let mut len_block = [0u8; 16];
-        len_block[..8].copy_from_slice(&self.aad_len.wrapping_mul(8).to_be_bytes());
-        len_block[8..].copy_from_slice(&self.text_len.wrapping_mul(8).to_be_bytes());
         let mut ghash = self.ghash.clone();
+        if self.partial_len > 0 {
+            ghash.update_padded(&self.partial[..self.partial_len]);
+        }
+        let aad_len = self.aad_len + aad.len() as u64;
+        let mut len_block = [0u8; 16];
+        len_block[..8].copy_from_slice(&aad_len.wrapping_mul(8).to_be_bytes());
+        len_block[8..].copy_from_slice(&self.text_len.wrapping_mul(8).to_be_bytes());
         ghash.update(&[ghash::Block::from(len_block)]);
+        let mut sum = ghash.finalize();
+        if !aad.is_empty() {
+            sum = xor16(&sum, &self.late_aad_share(aad));
+        }
         let mut full = Zeroizing::new([0u8; 16]);
-        for ((f, s), m) in full
-            .iter_mut()
-            .zip(ghash.finalize())
-            .zip(self.tag_mask.iter())
-        {
+        for ((f, s), m) in full.iter_mut().zip(sum).zip(self.tag_mask.iter()) {
             *f = s ^ m;
         }
         if crate::unwrap::keywrap::ct_eq(&full[..tag.len()], tag) {
@@ -206,6 +230,32 @@ impl GcmDecryptor {
             })
         }
     }
+}
+
+impl GcmDecryptor {
+    /// `GHASH(aad || 0^(q+1))`, `q` being the ciphertext's length in blocks: what the AAD adds
+    /// to the hash of the ciphertext and length block (see [`GcmDecryptor::finish_with_late_aad`]).
+    fn late_aad_share(&self, aad: &[u8]) -> ghash::Block {
+        const ZEROS: usize = 256;
+        let mut g = GHash::new(&ghash::Key::from(*self.h_key));
+        g.update_padded(aad);
+        let zeros = [ghash::Block::default(); ZEROS];
+        let mut left = self.text_len.div_ceil(16) + 1;
+        while left > 0 {
+            let n = left.min(ZEROS as u64) as usize;
+            g.update(&zeros[..n]);
+            left -= n as u64;
+        }
+        g.finalize()
+    }
+}
+
+fn xor16(a: &ghash::Block, b: &ghash::Block) -> ghash::Block {
+    let mut out = ghash::Block::default();
+    for ((o, x), y) in out.iter_mut().zip(a.iter()).zip(b.iter()) {
+        *o = x ^ y;
+    }
+    out
 }
 
 impl Drop for GcmDecryptor {
