@@ -233,6 +233,25 @@ pub(crate) fn tag_failure(e: &Error) -> String {
     format!("{e} (either the message was altered or this key is not the one it was encrypted to)")
 }
 
+/// The MAC must be as long as the GCM parameters' aes-ICVlen says (RFC 5084 §3.2).
+pub(crate) fn check_mac_len(mac: &[u8], tag_len: usize) -> Result<()> {
+    if mac.len() == tag_len {
+        return Ok(());
+    }
+    Err(Error::BadParameters {
+        what: "AES-GCM",
+        oid: "aes-ICVlen".into(),
+        detail: format!("MAC of {} bytes, parameters say {tag_len}", mac.len()),
+    })
+}
+
+/// A spool file (GCM plaintext waiting for its tag) that could not be made or used.
+pub(crate) fn spool_error(dir: &std::path::Path, e: std::io::Error) -> Error {
+    Error::Io {
+        detail: format!("spool file in {}: {e}", dir.display()),
+    }
+}
+
 impl<'k> Decryptor<'k> {
     /// Prepares every key in the ring with the provider. A key the provider rejects is kept as
     /// unusable (and named if a message needs it) rather than failing the whole run.
@@ -488,7 +507,6 @@ impl<'k> Decryptor<'k> {
                 gcm: Box::new(GcmDecryptor::new(self.provider, &cek, nonce, &[]).ok()?),
                 tag_len: *tag_len,
                 spool_dir: self.options.spool_dir.clone()?,
-                recipient: recipient.id.to_string(),
             },
         };
         Some((stream, layer))
@@ -700,13 +718,7 @@ impl<'k> Decryptor<'k> {
                 detail: "missing".into(),
             })
         })?;
-        if mac.len() != tag_len {
-            return Err(TryError::Next(Error::BadParameters {
-                what: "AES-GCM",
-                oid: "aes-ICVlen".into(),
-                detail: format!("MAC of {} bytes, parameters say {tag_len}", mac.len()),
-            }));
-        }
+        check_mac_len(mac, tag_len).map_err(TryError::Next)?;
         let aad = header.auth_attrs_der.as_deref().unwrap_or(&[]);
         if let Some(dir) = &self.options.spool_dir
             && header.content_len_hint() >= self.options.spool_threshold
@@ -761,11 +773,7 @@ impl Decryptor<'_> {
         wrong: &dyn Fn(String) -> TryError,
     ) -> std::result::Result<(u64, u64), TryError> {
         use std::io::{Seek, Write};
-        let io = |e: std::io::Error| {
-            TryError::Next(Error::Io {
-                detail: format!("spool file in {}: {e}", dir.display()),
-            })
-        };
+        let io = |e: std::io::Error| TryError::Next(spool_error(dir, e));
         let mut file = tempfile::tempfile_in(dir).map_err(io)?;
         let mut gcm =
             GcmDecryptor::new(self.provider, cek, nonce, aad).map_err(|e| wrong(e.to_string()))?;

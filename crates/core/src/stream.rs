@@ -2,22 +2,24 @@
 //!
 //! [`crate::mime::decrypt_message`] needs the message, the decoded ContentInfo and the plaintext
 //! in memory at once: three copies of a 200 MB message. This module handles the common shape of
-//! a large encrypted message, a top-level `application/pkcs7-mime` CBC envelope (base64 or
-//! binary), in bounded memory: the input is read once, in blocks, each block base64-decoded,
-//! its framing followed by a [`crate::cms::content_stream::ContentStream`],
-//! CBC-decrypted and written out, while the input and output SHA-256 and the next block's
-//! decoding run beside it on other threads.
+//! a large encrypted message, a top-level `application/pkcs7-mime` envelope (base64 or binary;
+//! EnvelopedData under a CBC cipher, or AuthEnvelopedData under AES-GCM), in bounded memory: the
+//! input is read once, in blocks, each block base64-decoded, its framing followed by a
+//! [`crate::cms::content_stream::ContentStream`], decrypted and written out, while the input and
+//! output SHA-256 and the next block's decoding run beside it on other threads. GCM output goes
+//! to an unnamed spool file first and reaches the caller's writer only once the tag (over the
+//! authAttrs that follow the content, too) has verified.
 //!
 //! Anything else is left to the in-memory path, which is always correct: [`prepare`] returns
-//! `None` (not an envelope at top level, GCM whose tag and authenticated attributes follow the
-//! content, several candidate keys, no key), and [`MessageStream::run`] returns
+//! `None` (not an envelope at top level, GCM without a spool folder, several candidate keys, no
+//! key), and [`MessageStream::run`] returns
 //! [`StreamError::NotStreamable`] before writing anything when the plaintext is a message or a
 //! digest, or is itself labelled S/MIME (the MIME walk would go on into it). A multipart
 //! plaintext streams under a watch (`HeaderScan`) that hands it back at the first part the
-//! walk could act on. A [`StreamError::Failed`] (that hand-back, bad padding at the very end,
-//! malformed framing, a write error) means the caller discards what was written; the CLI then
-//! runs the in-memory path, so the item's final result and error message are the same as if it
-//! had never been streamed.
+//! walk could act on. A [`StreamError::Failed`] (that hand-back, bad padding or a bad tag at the
+//! very end, malformed framing, a write error) means the caller discards what was written; the
+//! CLI then runs the in-memory path, so the item's final result and error message are the same
+//! as if it had never been streamed.
 
 use std::io::Write;
 use std::ops::Range;
@@ -79,7 +81,6 @@ pub(crate) enum StreamCipher {
         gcm: Box<GcmDecryptor>,
         tag_len: usize,
         spool_dir: std::path::PathBuf,
-        recipient: String,
     },
 }
 
@@ -128,9 +129,8 @@ struct Located {
 }
 
 /// Finds a top-level EnvelopedData with CBC content, or AuthEnvelopedData with GCM content,
-/// that this module could stream: a leaf
-/// entity (any label, as the walk), the transfer encoding and the header before the content.
-/// No key is touched.
+/// that this module could stream: a leaf entity (any label, as the walk), the transfer encoding
+/// and the header before the content. No key is touched.
 fn locate(msg: &[u8]) -> Option<Located> {
     let hb = header::parse_block(msg, 0, msg.len());
     if hb.overflow {
@@ -190,10 +190,10 @@ fn locate(msg: &[u8]) -> Option<Located> {
     }
 }
 
-/// Whether `msg` looks streamable, without touching a key: a top-level CBC EnvelopedData in
-/// base64 or binary. [`prepare`] may still decline (no key or several, a key that does not
-/// unwrap) and [`MessageStream::run`] too (a plaintext holding S/MIME). Costs a look at the first
-/// kilobytes.
+/// Whether `msg` looks streamable, without touching a key: a top-level CBC EnvelopedData or GCM
+/// AuthEnvelopedData in base64 or binary. [`prepare`] may still decline (no key or several, a
+/// key that does not unwrap, GCM without a spool folder) and [`MessageStream::run`] too (a
+/// plaintext holding S/MIME). Costs a look at the first kilobytes.
 pub fn plausible(msg: &[u8]) -> bool {
     locate(msg).is_some()
 }
@@ -569,30 +569,17 @@ impl Decrypting<'_> {
     /// For GCM: the tag over the authAttrs and the ciphertext, as the in-memory path checks
     /// it; returns the plaintext length.
     fn check_tag(&mut self) -> Result<u64, StreamError> {
-        let StreamCipher::Gcm {
-            gcm,
-            tag_len,
-            recipient,
-            ..
-        } = &self.cipher
-        else {
+        let StreamCipher::Gcm { gcm, tag_len, .. } = &self.cipher else {
             return Ok(0);
         };
-        let tag_len = *tag_len;
         let (aad, mac) = envelope::auth_trailer(&self.enclosing, &self.after, self.after_at)
             .map_err(StreamError::Failed)?;
-        if mac.len() != tag_len {
-            return Err(StreamError::Failed(Error::BadParameters {
-                what: "AES-GCM",
-                oid: "aes-ICVlen".into(),
-                detail: format!("MAC of {} bytes, parameters say {tag_len}", mac.len()),
-            }));
-        }
+        crate::decrypt::check_mac_len(&mac, *tag_len).map_err(StreamError::Failed)?;
         let text_len = gcm.text_len();
         gcm.finish_with_late_aad(aad.as_deref().unwrap_or(&[]), &mac)
             .map_err(|e| {
                 StreamError::Failed(Error::WrongKey {
-                    recipient: recipient.clone(),
+                    recipient: self.layer.used_recipient.to_string(),
                     reason: crate::decrypt::tag_failure(&e),
                 })
             })?;
@@ -649,13 +636,10 @@ impl MessageStream<'_, '_> {
         // GCM: everything is written to a spool first and copied to `out` once the tag
         // verifies, so `out` never sees unauthenticated plaintext.
         let mut spool = match &self.cipher {
-            StreamCipher::Gcm { spool_dir, .. } => {
-                Some(tempfile::tempfile_in(spool_dir).map_err(|e| {
-                    StreamError::Failed(Error::Io {
-                        detail: format!("spool file in {}: {e}", spool_dir.display()),
-                    })
-                })?)
-            }
+            StreamCipher::Gcm { spool_dir, .. } => Some(
+                tempfile::tempfile_in(spool_dir)
+                    .map_err(|e| StreamError::Failed(crate::decrypt::spool_error(spool_dir, e)))?,
+            ),
             StreamCipher::Cbc(_) => None,
         };
         let final_out = out;

@@ -527,6 +527,20 @@ fn streamed_into(
     s.run(&opts(), out, &mut |_| {}).map(Some)
 }
 
+/// Streaming `msg` fails at the GCM tag and writes nothing; in memory it fails the same way.
+fn fails_its_tag_with_nothing_written(dec: &Decryptor<'_>, msg: &[u8], what: &str) {
+    let mut out = Vec::new();
+    match streamed_into(dec, msg, &mut out) {
+        Err(StreamError::Failed(e)) => {
+            assert!(e.to_string().contains("tag mismatch"), "{what}: {e}")
+        }
+        other => panic!("{what}: {:?}", other.map(|o| o.map(|d| d.layer))),
+    }
+    assert!(out.is_empty(), "{what}: {} bytes written", out.len());
+    let e = decrypt_message(dec, msg, &opts()).expect_err("in memory");
+    assert!(e.to_string().contains("tag mismatch"), "{what}: {e}");
+}
+
 /// The base64 body of `msg` (after its header block), decoded.
 fn body_der(msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
     use base64::Engine as _;
@@ -590,23 +604,7 @@ fn a_large_gcm_message_streams_and_writes_nothing_until_its_tag_verifies() {
             let mut bad = der.clone();
             bad[at] ^= 0x01;
             let m = message(&head, &bad);
-            let mut out = Vec::new();
-            match streamed_into(&dec, &m, &mut out) {
-                Err(StreamError::Failed(e)) => {
-                    assert!(
-                        e.to_string().contains("tag mismatch"),
-                        "ber={ber} at {at}: {e}"
-                    )
-                }
-                other => panic!("ber={ber} at {at}: {:?}", other.map(|o| o.map(|d| d.layer))),
-            }
-            assert!(
-                out.is_empty(),
-                "ber={ber} at {at}: {} bytes written",
-                out.len()
-            );
-            let e = decrypt_message(&dec, &m, &opts()).expect_err("in memory");
-            assert!(e.to_string().contains("tag mismatch"), "{e}");
+            fails_its_tag_with_nothing_written(&dec, &m, &format!("ber={ber} at {at}"));
         }
     }
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
@@ -726,16 +724,7 @@ fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
     let mut dropped = aed.clone();
     dropped.auth_attrs = None;
     for (what, m) in [("changed", build(&changed)), ("dropped", build(&dropped))] {
-        let mut out = Vec::new();
-        match streamed_into(&dec, &m, &mut out) {
-            Err(StreamError::Failed(e)) => {
-                assert!(e.to_string().contains("tag mismatch"), "{what}: {e}")
-            }
-            other => panic!("{what}: {:?}", other.map(|o| o.map(|d| d.layer))),
-        }
-        assert!(out.is_empty(), "{what}: {} bytes written", out.len());
-        let e = decrypt_message(&dec, &m, &opts()).expect_err("in memory");
-        assert!(e.to_string().contains("tag mismatch"), "{what}: {e}");
+        fails_its_tag_with_nothing_written(&dec, &m, what);
     }
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
 }

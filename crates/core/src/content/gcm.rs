@@ -230,9 +230,7 @@ impl GcmDecryptor {
             })
         }
     }
-}
 
-impl GcmDecryptor {
     /// `GHASH(aad || 0^(q+1))`, `q` being the ciphertext's length in blocks: what the AAD adds
     /// to the hash of the ciphertext and length block (see [`GcmDecryptor::finish_with_late_aad`]).
     fn late_aad_share(&self, aad: &[u8]) -> ghash::Block {
