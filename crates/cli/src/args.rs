@@ -112,8 +112,8 @@ pub struct DecryptCmd {
     #[arg(long = "try-all-keys")]
     pub try_all_keys: bool,
     /// Messages of at least this many bytes are decrypted as a stream, in bounded memory,
-    /// when their shape allows it (a top-level CBC envelope whose plaintext holds no further
-    /// S/MIME parts or forwarded messages); others are decrypted in memory.
+    /// when their shape allows it (a top-level CBC or AES-GCM envelope whose plaintext holds
+    /// no further S/MIME parts or forwarded messages); others are decrypted in memory.
     #[arg(long = "stream-above", value_name = "BYTES", default_value_t = 32 << 20)]
     pub stream_above: u64,
     /// Output format for PST inputs (default: maildir) or to convert.
