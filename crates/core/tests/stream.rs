@@ -527,6 +527,14 @@ fn streamed_into(
     s.run(&opts(), out, &mut |_| {}).map(Some)
 }
 
+/// Streams `msg`, which must stream, to exactly the bytes the in-memory path writes.
+fn streams_as_in_memory(dec: &Decryptor<'_>, msg: &[u8], what: &str) -> Run {
+    let expected = decrypt_message(dec, msg, &opts()).unwrap().output.unwrap();
+    let run = streamed(dec, msg).unwrap().expect("streams");
+    assert!(run.0 == expected, "{what}: output differs");
+    run
+}
+
 /// Streaming `msg` fails at the GCM tag and writes nothing; in memory it fails the same way.
 fn fails_its_tag_with_nothing_written(dec: &Decryptor<'_>, msg: &[u8], what: &str) {
     let mut out = Vec::new();
@@ -579,12 +587,7 @@ fn a_large_gcm_message_streams_and_writes_nothing_until_its_tag_verifies() {
         };
         for provider in all_providers() {
             let dec = Decryptor::new(&ring, provider, spooled(spool.path())).unwrap();
-            let expected = decrypt_message(&dec, &msg, &opts())
-                .unwrap()
-                .output
-                .unwrap();
-            let (out, done, seen) = streamed(&dec, &msg).unwrap().expect("streams");
-            assert!(out == expected, "ber={ber}: output differs");
+            let (out, done, seen) = streams_as_in_memory(&dec, &msg, &format!("ber={ber}"));
             assert_eq!(done.layer.content_cipher, "AES-256-GCM");
             assert!(seen.len() >= 3, "read in {} blocks", seen.len());
             assert_eq!(done.layer.plaintext_len, plain.len() as u64);
@@ -707,12 +710,7 @@ fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
     let good = build(&aed);
     for provider in all_providers() {
         let dec = Decryptor::new(&ring, provider, spooled(spool.path())).unwrap();
-        let expected = decrypt_message(&dec, &good, &opts())
-            .unwrap()
-            .output
-            .unwrap();
-        let (out, done, _) = streamed(&dec, &good).unwrap().expect("streams");
-        assert!(out == expected, "{}: output differs", provider.name());
+        let (out, done, _) = streams_as_in_memory(&dec, &good, provider.name());
         assert!(out.ends_with(&plain[plain.len() - 100..]));
         assert_eq!(done.layer.plaintext_len, plain.len() as u64);
     }
