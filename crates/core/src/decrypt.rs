@@ -245,6 +245,27 @@ pub(crate) fn check_mac_len(mac: &[u8], tag_len: usize) -> Result<()> {
     })
 }
 
+/// The content cipher must suit the envelope: AuthEnvelopedData promises authenticity, which
+/// only an authenticated cipher gives (RFC 5083 §2.1: a CBC content under it would be read
+/// with nothing checked), and EnvelopedData has no field for AES-GCM's tag (RFC 5084 §3 puts
+/// GCM in AuthEnvelopedData only).
+pub(crate) fn check_cipher_fits(kind: EnvelopeKind, cipher: &ContentCipher) -> Result<()> {
+    let detail = match (kind, cipher) {
+        (EnvelopeKind::AuthEnveloped, ContentCipher::Cbc { .. }) => {
+            "authEnveloped-data with a cipher that authenticates nothing (RFC 5083 needs an AEAD cipher)"
+        }
+        (EnvelopeKind::Enveloped, ContentCipher::Gcm { .. }) => {
+            "enveloped-data has no mac field for the GCM tag (RFC 5084 needs authEnveloped-data)"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::BadParameters {
+        what: "content cipher",
+        oid: oid_name(cipher),
+        detail: detail.into(),
+    })
+}
+
 /// A spool file (GCM plaintext waiting for its tag) that could not be made or used.
 pub(crate) fn spool_error(dir: &std::path::Path, e: std::io::Error) -> Error {
     Error::Io {
@@ -302,6 +323,7 @@ impl<'k> Decryptor<'k> {
             &header.content_algorithm_der,
             header.content_algorithm_offset,
         )?;
+        check_cipher_fits(header.kind, &cipher)?;
         let parsed = parse_recipients(&header)?;
         let nominal = match &cipher {
             ContentCipher::Cbc {
@@ -341,6 +363,7 @@ impl<'k> Decryptor<'k> {
             &header.content_algorithm_der,
             header.content_algorithm_offset,
         )?;
+        check_cipher_fits(header.kind, &cipher)?;
         if !header.has_content() {
             return Err(Error::Asn1 {
                 what: "encryptedContent",
@@ -467,6 +490,7 @@ impl<'k> Decryptor<'k> {
             header.content_algorithm_offset,
         )
         .ok()?;
+        check_cipher_fits(header.kind, &cipher).ok()?;
         if matches!(cipher, ContentCipher::Gcm { .. }) && self.options.spool_dir.is_none() {
             return None;
         }

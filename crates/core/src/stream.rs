@@ -622,6 +622,12 @@ impl Decrypting<'_> {
 }
 
 impl MessageStream<'_, '_> {
+    /// The envelope as opened: its kind, ciphers and the recipient whose key unwrapped it (the
+    /// lengths are filled in by [`run`](Self::run)).
+    pub fn layer(&self) -> &LayerInfo {
+        &self.layer
+    }
+
     /// Decrypts the message into `out`. `done_with` is called with each range of the input
     /// once it has been read for the last time, in order (the caller may drop those pages).
     pub fn run(
@@ -666,7 +672,9 @@ impl MessageStream<'_, '_> {
             markers: detect::MarkerWatch::default(),
             tail_watch: detect::MarkerWatch::default(),
             after: Vec::new(),
-            after_at: 0,
+            // Where an empty content ends (it is done before any byte is fed); otherwise set
+            // when the content ends.
+            after_at: found.content.content_start,
             after_ok: false,
         };
         let mut decoder = Decoder {

@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 use unseal_core::mime::{MessageOptions, decrypt_message};
 use unseal_core::provider::{HashAlg, all_providers};
 use unseal_core::stream::{self, StreamError};
-use unseal_core::{DecryptOptions, Decryptor};
+use unseal_core::{DecryptOptions, Decryptor, LayerInfo};
+
+use cms::authenveloped_data::AuthEnvelopedData;
+use cms::content_info::ContentInfo;
+use der::asn1::{ObjectIdentifier, SetOfVec};
+use der::{Any, Decode, Encode};
+use x509_cert::attr::Attribute;
 
 fn opts() -> MessageOptions {
     MessageOptions {
@@ -37,9 +43,17 @@ fn streamed(dec: &Decryptor<'_>, msg: &[u8]) -> Result<Option<Run>, StreamError>
     let Some(s) = stream::prepare(dec, msg) else {
         return Ok(None);
     };
+    let before = s.layer().clone();
     let mut out = Vec::new();
     let mut seen = Vec::new();
     let done = s.run(&opts(), &mut out, &mut |r| seen.push(r))?;
+    // What `prepare` reports is the envelope `run` opened; only the lengths come later.
+    let expected = LayerInfo {
+        ciphertext_len: done.layer.ciphertext_len,
+        plaintext_len: done.layer.plaintext_len,
+        ..before
+    };
+    assert_eq!(done.layer, expected);
     Ok(Some((out, done, seen)))
 }
 
@@ -613,38 +627,27 @@ fn a_large_gcm_message_streams_and_writes_nothing_until_its_tag_verifies() {
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
 }
 
-/// An AuthEnvelopedData whose authAttrs (the GCM additional data, RFC 5083 §2.1) follow the
-/// content. OpenSSL writes none, so this one is assembled here: OpenSSL's envelope with a new
-/// content-encryption key (RSA-encrypted to the test certificate by `openssl pkeyutl`), the
-/// content sealed again by aws-lc over those attributes. It streams to the in-memory answer, and
-/// attributes changed or dropped after sealing fail the tag either way, with nothing written.
-#[test]
-fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
+/// `plain` sealed anew in OpenSSL's AES-256-GCM envelope to the test certificate: a new
+/// content-encryption key (RSA-encrypted to the certificate by `openssl pkeyutl`), the content
+/// sealed by aws-lc over `attrs` (the additional data, RFC 5083 §2.1) when given. Returns the
+/// message's header block, the ContentInfo's type and the AuthEnvelopedData; `None` without
+/// OpenSSL.
+fn resealed(
+    dir: &Path,
+    plain: &[u8],
+    attrs: Option<SetOfVec<Attribute>>,
+) -> Option<(Vec<u8>, ObjectIdentifier, AuthEnvelopedData)> {
     use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-    use cms::authenveloped_data::AuthEnvelopedData;
-    use cms::content_info::ContentInfo;
     use cms::enveloped_data::RecipientInfo;
-    use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
-    use der::{Any, Decode, Encode};
-    use x509_cert::attr::Attribute;
+    use der::asn1::OctetString;
 
-    let ring = all_keys();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = tempfile::tempdir().unwrap();
-    let mut plain = b"Content-Type: text/plain\r\n\r\n".to_vec();
-    while plain.len() < 3_000_000 {
-        plain.extend_from_slice(b"authenticated attributes follow this content\r\n");
-    }
-    let Some(msg) = openssl_encrypt(dir.path(), "gcm-attrs", b"x", &["-aes-256-gcm"]) else {
-        return;
-    };
+    let msg = openssl_encrypt(dir, "gcm-resealed", b"x", &["-aes-256-gcm"])?;
     let (head, der) = body_der(&msg);
     let ci = ContentInfo::from_der(&der).unwrap();
     let mut aed: AuthEnvelopedData = ci.content.decode_as().unwrap();
 
-    // A new CEK, encrypted to the certificate by OpenSSL.
     let cek = [0x3cu8; 32];
-    let cek_path = dir.path().join("cek");
+    let cek_path = dir.join("cek");
     std::fs::write(&cek_path, cek).unwrap();
     let wrapped = std::process::Command::new("openssl")
         .args(["pkeyutl", "-encrypt", "-certin", "-inkey"])
@@ -661,22 +664,6 @@ fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
     ktri.enc_key = OctetString::new(wrapped.stdout).unwrap();
     aed.recip_infos = cms::enveloped_data::RecipientInfos(SetOfVec::try_from(infos).unwrap());
 
-    // contentType and a second attribute, sealed over.
-    let attr = |oid: &str, value: Any| Attribute {
-        oid: ObjectIdentifier::new_unwrap(oid),
-        values: SetOfVec::try_from(vec![value]).unwrap(),
-    };
-    let data_oid = Any::encode_from(&ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1")).unwrap();
-    let signing_time = Any::encode_from(
-        &der::asn1::UtcTime::from_unix_duration(std::time::Duration::from_secs(1_800_000_000))
-            .unwrap(),
-    )
-    .unwrap();
-    let attrs = SetOfVec::try_from(vec![
-        attr("1.2.840.113549.1.9.3", data_oid.clone()),
-        attr("1.2.840.113549.1.9.5", signing_time),
-    ])
-    .unwrap();
     let params = aed
         .auth_encrypted_content_info
         .content_enc_alg
@@ -688,26 +675,74 @@ fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
     let (nonce, tag_len) = unseal_core::content::gcm::parse_gcm_parameters(&params).unwrap();
     assert_eq!((nonce.len(), tag_len), (12, 16));
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).unwrap());
-    let mut ct = plain.clone();
+    let mut ct = plain.to_vec();
+    let aad = attrs
+        .as_ref()
+        .map(|a| a.to_der().unwrap())
+        .unwrap_or_default();
     let tag = key
         .seal_in_place_separate_tag(
             Nonce::try_assume_unique_for_key(&nonce).unwrap(),
-            Aad::from(attrs.to_der().unwrap()),
+            Aad::from(aad),
             &mut ct,
         )
         .unwrap();
     aed.auth_encrypted_content_info.encrypted_content = Some(OctetString::new(ct).unwrap());
     aed.mac = OctetString::new(tag.as_ref()).unwrap();
-    aed.auth_attrs = Some(attrs);
+    aed.auth_attrs = attrs;
+    Some((head, ci.content_type, aed))
+}
 
-    let build = |aed: &AuthEnvelopedData| {
-        let ci = ContentInfo {
-            content_type: ci.content_type,
-            content: Any::encode_from(aed).unwrap(),
-        };
-        message(&head, &ci.to_der().unwrap())
+/// The message of [`resealed`]'s parts.
+fn reassembled(head: &[u8], content_type: ObjectIdentifier, aed: &AuthEnvelopedData) -> Vec<u8> {
+    let ci = ContentInfo {
+        content_type,
+        content: Any::encode_from(aed).unwrap(),
     };
-    let good = build(&aed);
+    message(head, &ci.to_der().unwrap())
+}
+
+/// An attribute with one value.
+fn attr(oid: &str, value: Any) -> Attribute {
+    Attribute {
+        oid: ObjectIdentifier::new_unwrap(oid),
+        values: SetOfVec::try_from(vec![value]).unwrap(),
+    }
+}
+
+/// contentType (id-data) and signingTime: authAttrs as RFC 5083 has them.
+fn two_attributes() -> SetOfVec<Attribute> {
+    let data_oid = Any::encode_from(&ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1")).unwrap();
+    let signing_time = Any::encode_from(
+        &der::asn1::UtcTime::from_unix_duration(std::time::Duration::from_secs(1_800_000_000))
+            .unwrap(),
+    )
+    .unwrap();
+    SetOfVec::try_from(vec![
+        attr("1.2.840.113549.1.9.3", data_oid),
+        attr("1.2.840.113549.1.9.5", signing_time),
+    ])
+    .unwrap()
+}
+
+/// An AuthEnvelopedData whose authAttrs (the GCM additional data, RFC 5083 §2.1) follow the
+/// content. OpenSSL writes none, so this one is assembled by [`resealed`]. It streams to the
+/// in-memory answer, and attributes changed or dropped after sealing fail the tag either way,
+/// with nothing written.
+#[test]
+fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
+    let ring = all_keys();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let mut plain = b"Content-Type: text/plain\r\n\r\n".to_vec();
+    while plain.len() < 3_000_000 {
+        plain.extend_from_slice(b"authenticated attributes follow this content\r\n");
+    }
+    let Some((head, content_type, aed)) = resealed(dir.path(), &plain, Some(two_attributes()))
+    else {
+        return;
+    };
+    let good = reassembled(&head, content_type, &aed);
     for provider in all_providers() {
         let dec = Decryptor::new(&ring, provider, spooled(spool.path())).unwrap();
         let (out, done, _) = streams_as_in_memory(&dec, &good, provider.name());
@@ -716,13 +751,177 @@ fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
     }
 
     let dec = Decryptor::new(&ring, all_providers()[0], spooled(spool.path())).unwrap();
+    let data_oid = Any::encode_from(&ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1")).unwrap();
     let mut changed = aed.clone();
     changed.auth_attrs =
         Some(SetOfVec::try_from(vec![attr("1.2.840.113549.1.9.3", data_oid)]).unwrap());
     let mut dropped = aed.clone();
     dropped.auth_attrs = None;
-    for (what, m) in [("changed", build(&changed)), ("dropped", build(&dropped))] {
+    for (what, aed) in [("changed", &changed), ("dropped", &dropped)] {
+        let m = reassembled(&head, content_type, aed);
         fails_its_tag_with_nothing_written(&dec, &m, what);
     }
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+}
+
+/// A DER TLV with a short or long definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        v.push(n as u8);
+    } else {
+        let len = n.to_be_bytes();
+        let skip = len.iter().take_while(|b| **b == 0).count();
+        v.push(0x80 | (len.len() - skip) as u8);
+        v.extend_from_slice(&len[skip..]);
+    }
+    v.extend_from_slice(content);
+    v
+}
+
+/// The mac (and authAttrs) belong inside the AuthEnvelopedData SEQUENCE. Moved past its end,
+/// into the ContentInfo's `[0]` or after the ContentInfo, the tag still matches, but the
+/// envelope is malformed: the in-memory parser refuses it, and streaming must too, with
+/// nothing written (else a message's fate would depend on its size).
+#[test]
+fn gcm_fields_outside_the_auth_enveloped_data_are_refused_either_way() {
+    let ring = all_keys();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let plain = b"Content-Type: text/plain\r\n\r\nthe mac moves\r\n";
+    let Some((head, content_type, aed)) = resealed(dir.path(), plain, Some(two_attributes()))
+    else {
+        return;
+    };
+    let oid = content_type.to_der().unwrap();
+    let mut fields = aed.version.to_der().unwrap();
+    fields.extend(aed.recip_infos.to_der().unwrap());
+    fields.extend(aed.auth_encrypted_content_info.to_der().unwrap());
+    // authAttrs [1] IMPLICIT SET OF, and the mac.
+    let mut attrs = aed.auth_attrs.as_ref().unwrap().to_der().unwrap();
+    attrs[0] = 0xa1;
+    let mac = aed.mac.to_der().unwrap();
+    let content_info = |inside_seq: &[&[u8]], inside_explicit: &[&[u8]], after: &[&[u8]]| {
+        let mut seq = fields.clone();
+        seq.extend(inside_seq.concat());
+        let mut explicit = tlv(0x30, &seq);
+        explicit.extend(inside_explicit.concat());
+        let mut ci = oid.clone();
+        ci.extend(tlv(0xa0, &explicit));
+        let mut der = tlv(0x30, &ci);
+        der.extend(after.concat());
+        message(&head, &der)
+    };
+
+    let dec = Decryptor::new(&ring, all_providers()[0], spooled(spool.path())).unwrap();
+    // Assembled here the right way round, it opens (so what fails below is the placement).
+    let good = content_info(&[&attrs, &mac], &[], &[]);
+    let (out, _, _) = streams_as_in_memory(&dec, &good, "in place");
+    assert!(out.ends_with(b"the mac moves\r\n"));
+
+    for (what, m) in [
+        ("mac in the [0]", content_info(&[&attrs], &[&mac], &[])),
+        (
+            "mac after the ContentInfo",
+            content_info(&[&attrs], &[], &[&mac]),
+        ),
+        (
+            "authAttrs and mac in the [0]",
+            content_info(&[], &[&attrs, &mac], &[]),
+        ),
+    ] {
+        let mut out = Vec::new();
+        let streamed = streamed_into(&dec, &m, &mut out);
+        assert!(
+            !matches!(streamed, Ok(Some(_))),
+            "{what}: streamed, but the mac is outside the AuthEnvelopedData"
+        );
+        assert!(out.is_empty(), "{what}: {} bytes written", out.len());
+        let e = decrypt_message(&dec, &m, &opts()).expect_err(what);
+        assert!(e.to_string().contains("mac"), "{what}: {e}");
+    }
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+}
+
+/// GCM may seal an empty plaintext (the tag alone authenticates the attributes): the content
+/// is then done before a byte of it is read. It streams to the in-memory answer, with and
+/// without authAttrs.
+#[test]
+fn an_empty_gcm_plaintext_streams_like_the_in_memory_path() {
+    let ring = all_keys();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let dec = Decryptor::new(&ring, all_providers()[0], spooled(spool.path())).unwrap();
+    for attrs in [None, Some(two_attributes())] {
+        let what = format!("authAttrs: {}", attrs.is_some());
+        let Some((head, content_type, aed)) = resealed(dir.path(), b"", attrs) else {
+            return;
+        };
+        let m = reassembled(&head, content_type, &aed);
+        let (_, done, _) = streams_as_in_memory(&dec, &m, &what);
+        assert_eq!(done.layer.plaintext_len, 0, "{what}");
+    }
+}
+
+/// The content cipher must suit the envelope: AuthEnvelopedData under AES-CBC would be read
+/// with nothing authenticated while claiming authenticity, and EnvelopedData has nowhere to
+/// keep an AES-GCM tag. Both are refused by name, when scanned, in memory and streamed.
+#[test]
+fn a_cipher_that_does_not_suit_its_envelope_is_refused_either_way() {
+    use cms::enveloped_data::EnvelopedData;
+    use der::asn1::OctetString;
+    use x509_cert::spki::AlgorithmIdentifierOwned;
+
+    let read =
+        |name: &str| body_der(&std::fs::read(fixtures().join("messages").join(name)).unwrap());
+    let (head, der) = read("aes256-gcm.der.eml");
+    let ci = ContentInfo::from_der(&der).unwrap();
+    let mut aed: AuthEnvelopedData = ci.content.decode_as().unwrap();
+    aed.auth_encrypted_content_info.content_enc_alg = AlgorithmIdentifierOwned {
+        oid: ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42"),
+        parameters: Some(Any::encode_from(&OctetString::new([7u8; 16]).unwrap()).unwrap()),
+    };
+    let auth_cbc = reassembled(&head, ci.content_type, &aed);
+
+    let (head, der) = read("aes256-cbc.der.eml");
+    let ci = ContentInfo::from_der(&der).unwrap();
+    let mut ed: EnvelopedData = ci.content.decode_as().unwrap();
+    // GCMParameters: a 12-byte nonce, the default 12-byte tag.
+    let gcm_params = [&[0x30u8, 0x0e, 0x04, 0x0c][..], &[9u8; 12]].concat();
+    ed.encrypted_content.content_enc_alg = AlgorithmIdentifierOwned {
+        oid: ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.46"),
+        parameters: Some(Any::from_der(&gcm_params).unwrap()),
+    };
+    let enveloped_gcm = message(
+        &head,
+        &ContentInfo {
+            content_type: ci.content_type,
+            content: Any::encode_from(&ed).unwrap(),
+        }
+        .to_der()
+        .unwrap(),
+    );
+
+    let ring = all_keys();
+    let spool = tempfile::tempdir().unwrap();
+    let dec = Decryptor::new(&ring, all_providers()[0], spooled(spool.path())).unwrap();
+    for (what, m, why) in [
+        (
+            "AES-256-CBC in authEnveloped-data",
+            auth_cbc,
+            "authenticates nothing",
+        ),
+        (
+            "AES-256-GCM in enveloped-data",
+            enveloped_gcm,
+            "no mac field",
+        ),
+    ] {
+        assert!(stream::prepare(&dec, &m).is_none(), "{what}: streamed");
+        let e = decrypt_message(&dec, &m, &opts()).expect_err(what);
+        assert!(e.to_string().contains(why), "{what}: {e}");
+        let e = Decryptor::inspect_cms(&body_der(&m).1).expect_err(what);
+        assert!(e.to_string().contains(why), "{what}: {e}");
+    }
 }

@@ -51,6 +51,8 @@ impl ContentStream {
             s.frames.push(Frame {
                 end: h.len.map(|l| pos.saturating_add(l as u64)),
             });
+            // An empty definite constructed content (`A0 00`) ends before any byte is fed.
+            s.close_frames();
         } else {
             let len = h
                 .len
@@ -280,6 +282,27 @@ mod tests {
                 assert_eq!(got, b"hello", "pieces of {piece}: {content:02x?}");
                 // What follows the content is left for the caller: the EOCs of the outer layers.
                 assert_eq!(&der[used..], &[0u8, 0, 0, 0, 0, 0, 0, 0][..]);
+            }
+        }
+    }
+
+    /// An empty content (AES-GCM may seal an empty plaintext) in each framing: done with nothing
+    /// emitted, what follows left to the caller, as the whole-value parser reads it.
+    #[test]
+    fn an_empty_content_is_done_in_every_framing() {
+        let framings: [&[u8]; 4] = [
+            &[0x80, 0x00],
+            &[0xa0, 0x00],
+            &[0xa0, 0x80, 0x00, 0x00],
+            &[0xa0, 0x02, 0x04, 0x00],
+        ];
+        for content in framings {
+            let der = envelope_with(content);
+            assert_eq!(whole(&der), b"", "{content:02x?}");
+            for piece in [1, 2, der.len()] {
+                let (got, used) = streamed(&der, piece).unwrap();
+                assert_eq!(got, b"", "pieces of {piece}: {content:02x?}");
+                assert_eq!(&der[used..], &[0u8; 8][..], "{content:02x?}");
             }
         }
     }

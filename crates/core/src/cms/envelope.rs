@@ -410,7 +410,16 @@ pub fn auth_trailer(
     after: &[u8],
     at: usize,
 ) -> Result<(Option<Vec<u8>>, Vec<u8>)> {
-    let mut r = Reader::with_base(after, at as u64);
+    // The fields belong inside the AuthEnvelopedData: when its length is definite, what
+    // follows its end (the ContentInfo's close, or anything else) is no mac, as for `parse`.
+    let inside = match enc.seq.len {
+        Some(l) => {
+            let end = enc.seq.content_start.saturating_add(l);
+            after.get(..end.saturating_sub(at)).unwrap_or(after)
+        }
+        None => after,
+    };
+    let mut r = Reader::with_base(inside, at as u64);
     if enc.eci.len.is_none() && !r.at_eoc() {
         return Err(Error::Asn1 {
             what: "encryptedContentInfo",
