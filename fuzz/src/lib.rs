@@ -36,6 +36,16 @@ pub fn decryptor() -> Decryptor<'static> {
     Decryptor::new(ring(), default_provider(), DecryptOptions::default()).expect("decryptor")
 }
 
+/// A decryptor over [`ring`] that spools AES-GCM plaintext in `dir` until its tag verifies, as
+/// the CLI does: with it, [`unseal_core::stream::prepare`] takes AuthEnvelopedData too.
+pub fn spooling_decryptor(dir: &std::path::Path) -> Decryptor<'static> {
+    let options = DecryptOptions {
+        spool_dir: Some(dir.to_path_buf()),
+        ..DecryptOptions::default()
+    };
+    Decryptor::new(ring(), default_provider(), options).expect("decryptor")
+}
+
 /// Walks every TLV of `data` with the streaming reader: headers, raw values, string segments,
 /// descending into constructed values. Errors end the walk; panics are the bugs.
 pub fn walk_ber(data: &[u8]) {
