@@ -764,20 +764,10 @@ fn gcm_authenticated_attributes_after_the_content_are_checked_when_streaming() {
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
 }
 
-/// A DER TLV with a short or long definite length.
+/// A DER TLV: the tag byte `tag` around `content`.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut v = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        v.push(n as u8);
-    } else {
-        let len = n.to_be_bytes();
-        let skip = len.iter().take_while(|b| **b == 0).count();
-        v.push(0x80 | (len.len() - skip) as u8);
-        v.extend_from_slice(&len[skip..]);
-    }
-    v.extend_from_slice(content);
-    v
+    let tag = der::Tag::from_der(&[tag]).unwrap();
+    Any::new(tag, content.to_vec()).unwrap().to_der().unwrap()
 }
 
 /// The mac (and authAttrs) belong inside the AuthEnvelopedData SEQUENCE. Moved past its end,
