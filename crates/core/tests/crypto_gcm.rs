@@ -114,7 +114,16 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Decrypts `ct` fed in chunks of the given sizes (cycled), then checks `tag`.
+/// When the decryptor is given the AAD: at the start, or only with the tag (how a streamed
+/// AuthEnvelopedData meets its authAttrs, which follow the content).
+#[derive(Clone, Copy, Debug)]
+enum AadGiven {
+    First,
+    WithTheTag,
+}
+
+/// Decrypts `ct` fed in chunks of the given sizes (cycled), then checks `tag`; the AAD given
+/// first.
 fn decrypt_chunked(
     p: &dyn CryptoProvider,
     key: &[u8],
@@ -124,7 +133,22 @@ fn decrypt_chunked(
     tag: &[u8],
     chunks: &[usize],
 ) -> Result<Vec<u8>, Error> {
-    let mut d = GcmDecryptor::new(p, key, iv, aad)?;
+    decrypt_given(p, [key, iv, aad, ct, tag], chunks, AadGiven::First)
+}
+
+/// Decrypts `ct` fed in chunks of the given sizes (cycled), given the AAD as `given` says,
+/// then checks `tag`.
+fn decrypt_given(
+    p: &dyn CryptoProvider,
+    [key, iv, aad, ct, tag]: [&[u8]; 5],
+    chunks: &[usize],
+    given: AadGiven,
+) -> Result<Vec<u8>, Error> {
+    let first: &[u8] = match given {
+        AadGiven::First => aad,
+        AadGiven::WithTheTag => &[],
+    };
+    let mut d = GcmDecryptor::new(p, key, iv, first)?;
     let mut buf = ct.to_vec();
     let mut rest = buf.as_mut_slice();
     let mut sizes = chunks.iter().cycle();
@@ -134,8 +158,32 @@ fn decrypt_chunked(
         d.update(head)?;
         rest = tail;
     }
-    d.finish(tag)?;
+    match given {
+        AadGiven::First => d.finish(tag)?,
+        AadGiven::WithTheTag => d.finish_with_late_aad(aad, tag)?,
+    }
     Ok(buf)
+}
+
+/// Every specification vector with every provider, in every chunking of [`SPLITS`], gives its
+/// plaintext.
+fn every_vector_decrypts(given: AadGiven) {
+    for p in all_providers() {
+        for c in CASES {
+            let fields = [c.key, c.iv, c.aad, c.ct, c.tag].map(hex);
+            for split in SPLITS {
+                let out = decrypt_given(p, fields.each_ref().map(|f| &f[..]), split, given)
+                    .unwrap_or_else(|e| panic!("{} {} {split:?} {given:?}: {e}", p.name(), c.name));
+                assert_eq!(
+                    out,
+                    hex(c.pt),
+                    "{} {} {split:?} {given:?}",
+                    p.name(),
+                    c.name
+                );
+            }
+        }
+    }
 }
 
 const SPLITS: &[&[usize]] = &[
@@ -150,23 +198,7 @@ const SPLITS: &[&[usize]] = &[
 
 #[test]
 fn mcgrew_viega_vectors_all_chunkings() {
-    for p in all_providers() {
-        for c in CASES {
-            for split in SPLITS {
-                let out = decrypt_chunked(
-                    p,
-                    &hex(c.key),
-                    &hex(c.iv),
-                    &hex(c.aad),
-                    &hex(c.ct),
-                    &hex(c.tag),
-                    split,
-                )
-                .unwrap_or_else(|e| panic!("{} {} {split:?}: {e}", p.name(), c.name));
-                assert_eq!(out, hex(c.pt), "{} {} {split:?}", p.name(), c.name);
-            }
-        }
-    }
+    every_vector_decrypts(AadGiven::First);
 }
 
 #[test]
@@ -298,49 +330,14 @@ fn gcm_parameters() {
     }
 }
 
-/// Decrypts `ct` with the decryptor made without AAD, then checks `tag` with `aad` supplied
-/// only at the end (how a streamed AuthEnvelopedData meets its authAttrs).
-fn decrypt_late_aad(
-    p: &dyn CryptoProvider,
-    key: &[u8],
-    iv: &[u8],
-    aad: &[u8],
-    ct: &[u8],
-    tag: &[u8],
-    chunk: usize,
-) -> Result<Vec<u8>, Error> {
-    let mut d = GcmDecryptor::new(p, key, iv, &[])?;
-    let mut buf = ct.to_vec();
-    for piece in buf.chunks_mut(chunk) {
-        d.update(piece)?;
-    }
-    d.finish_with_late_aad(aad, tag)?;
-    Ok(buf)
-}
-
 /// The AAD given after the ciphertext authenticates exactly as the AAD given first: every
 /// specification vector (those with AAD and those without), inputs long enough for thousands of
 /// zero blocks, AAD lengths on and off the block size; and a changed AAD or tag is refused.
 #[test]
 fn additional_data_given_after_the_ciphertext_authenticates_the_same() {
-    for p in all_providers() {
-        for c in CASES {
-            for chunk in [1, 7, 16, 1 << 20] {
-                let out = decrypt_late_aad(
-                    p,
-                    &hex(c.key),
-                    &hex(c.iv),
-                    &hex(c.aad),
-                    &hex(c.ct),
-                    &hex(c.tag),
-                    chunk,
-                )
-                .unwrap_or_else(|e| panic!("{} {} chunks of {chunk}: {e}", p.name(), c.name));
-                assert_eq!(out, hex(c.pt), "{} {}", p.name(), c.name);
-            }
-        }
-    }
+    every_vector_decrypts(AadGiven::WithTheTag);
     use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let late = AadGiven::WithTheTag;
     let key = [0x5au8; 32];
     let nonce = [0x24u8; 12];
     let sealing = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
@@ -356,15 +353,15 @@ fn additional_data_given_after_the_ciphertext_authenticates_the_same() {
             )
             .unwrap();
         for p in all_providers() {
-            let out = decrypt_late_aad(p, &key, &nonce, &aad, &ct, tag.as_ref(), 4099)
+            let out = decrypt_given(p, [&key, &nonce, &aad, &ct, tag.as_ref()], &[4099], late)
                 .unwrap_or_else(|e| panic!("{} {len}/{aad_len}: {e}", p.name()));
             assert!(out == pt, "{} {len}/{aad_len}", p.name());
             let mut other = aad.clone();
             other[aad_len - 1] ^= 1;
-            let e = decrypt_late_aad(p, &key, &nonce, &other, &ct, tag.as_ref(), 4099)
+            let e = decrypt_given(p, [&key, &nonce, &other, &ct, tag.as_ref()], &[4099], late)
                 .expect_err("changed AAD");
             assert!(matches!(e, Error::AuthenticationFailed { .. }), "{e}");
-            let e = decrypt_late_aad(p, &key, &nonce, &[], &ct, tag.as_ref(), 4099)
+            let e = decrypt_given(p, [&key, &nonce, &[], &ct, tag.as_ref()], &[4099], late)
                 .expect_err("AAD left out");
             assert!(matches!(e, Error::AuthenticationFailed { .. }), "{e}");
         }
