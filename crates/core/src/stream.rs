@@ -26,7 +26,7 @@ use std::ops::Range;
 
 use crate::cms::ber::Header;
 use crate::cms::content_stream::ContentStream;
-use crate::cms::envelope::{self, Enclosing, EnvelopeKind, MAX_HEADER_PART};
+use crate::cms::envelope::{self, Enclosing, MAX_HEADER_PART};
 use crate::content::cbc::CbcStream;
 use crate::content::gcm::GcmDecryptor;
 use crate::error::Error;
@@ -169,12 +169,9 @@ fn locate(msg: &[u8]) -> Option<Located> {
                     s.header.content_algorithm_offset,
                 )
                 .ok()?;
-                use crate::content::ContentCipher as C;
-                match (s.header.kind, cipher) {
-                    (EnvelopeKind::Enveloped, C::Cbc { .. })
-                    | (EnvelopeKind::AuthEnveloped, C::Gcm { .. }) => {}
-                    _ => return None,
-                }
+                // CBC in EnvelopedData or GCM in AuthEnvelopedData; anything else is refused
+                // by the in-memory path, which names the reason.
+                crate::decrypt::check_cipher_fits(s.header.kind, &cipher).ok()?;
                 return Some(Located {
                     hb,
                     base64,
