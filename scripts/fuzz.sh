@@ -15,7 +15,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
-    TARGETS=(ber envelope mime stream mbox msg pst)
+    TARGETS=(ber envelope mime stream mbox msg pst keyring)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
