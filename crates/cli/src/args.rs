@@ -129,7 +129,12 @@ pub struct VerifyCmd {
     /// The output folder of `unseal decrypt`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Write the JSON-lines report here: ok | missing | mismatch | undecrypted per item, then a summary.
+    /// Where decrypt kept its journal, when not in --out or beside INPUT: the --out of an
+    /// `--in-place` run that was given one.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// Write the JSON-lines report here: ok | missing | mismatch | undecrypted | unchecked per
+    /// item, then a summary.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }

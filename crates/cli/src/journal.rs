@@ -74,6 +74,8 @@ pub struct Journal {
     /// From the start line: the input's canonical path and stamp (see [`input_identity`]).
     pub input_path: Option<String>,
     pub input_stamp: Option<String>,
+    /// Lines read (all of them parsed).
+    lines_read: usize,
 }
 
 /// The canonical path of an input and a stamp of its content (size and modification time for
@@ -115,31 +117,16 @@ impl Journal {
             final_output: None,
             input_path: None,
             input_stamp: None,
+            lines_read: 0,
         }
     }
 
-    /// Reads what an earlier run journaled (nothing if there is no journal). Read-only until
-    /// the first append.
+    /// Reads what an earlier run journaled (nothing if there is no journal), for a run that
+    /// will append: an unreadable tail (a line torn by a crash, or anything after a damaged
+    /// line) is cut so later appends start on a line boundary; the items it held are done again.
     pub fn read(path: &Path) -> Result<Journal, String> {
-        let mut j = Journal::for_appending(path);
-        let data = match std::fs::read(path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(j),
-            Err(e) => return Err(format!("{}: cannot read journal: {e}", path.display())),
-        };
-        let mut good_end = 0usize;
-        let mut start = 0usize;
-        while let Some(nl) = data[start..].iter().position(|&b| b == b'\n') {
-            let line = &data[start..start + nl];
-            let Ok(parsed) = serde_json::from_slice::<Line>(line) else {
-                break;
-            };
-            j.apply(parsed);
-            start += nl + 1;
-            good_end = start;
-        }
-        if good_end < data.len() {
-            // A torn tail from a crash: cut it so later appends start on a line boundary.
+        let (j, good_end, len, _) = Self::parse(path)?;
+        if good_end < len {
             let f = OpenOptions::new()
                 .write(true)
                 .open(path)
@@ -149,6 +136,47 @@ impl Journal {
                 .map_err(|e| format!("{}: cannot repair journal: {e}", path.display()))?;
         }
         Ok(j)
+    }
+
+    /// Reads a journal without changing it, for `verify`: a torn last line (no line end: the
+    /// run was killed while writing it) is ignored, as its item was never recorded; a complete
+    /// line that does not parse, or anything after it, makes this an error, because the hashes
+    /// it held cannot be checked.
+    pub fn read_only(path: &Path) -> Result<Journal, String> {
+        let (j, good_end, _, damaged) = Self::parse(path)?;
+        if damaged {
+            let line = j.lines_read + 1;
+            return Err(format!(
+                "{}: journal damaged at line {line} (byte {good_end}): the hashes recorded from \
+                 there on cannot be checked; decrypt this input again into a new --out",
+                path.display()
+            ));
+        }
+        Ok(j)
+    }
+
+    /// The journal's complete lines up to the first that does not parse; with the offset
+    /// after the last good line, the file's length, and whether a complete line failed to
+    /// parse (damage, not a torn tail).
+    fn parse(path: &Path) -> Result<(Journal, usize, usize, bool), String> {
+        let mut j = Journal::for_appending(path);
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((j, 0, 0, false)),
+            Err(e) => return Err(format!("{}: cannot read journal: {e}", path.display())),
+        };
+        let mut start = 0usize;
+        while let Some(nl) = data[start..].iter().position(|&b| b == b'\n') {
+            let line = &data[start..start + nl];
+            let Ok(parsed) = serde_json::from_slice::<Line>(line) else {
+                break;
+            };
+            j.apply(parsed);
+            j.lines_read += 1;
+            start += nl + 1;
+        }
+        let damaged = data[start..].contains(&b'\n');
+        Ok((j, start, data.len(), damaged))
     }
 
     fn apply(&mut self, l: Line) {
@@ -302,5 +330,52 @@ mod tests {
         let j = Journal::read(&p).unwrap();
         assert!(j.complete);
         assert_eq!(j.entries.len(), 2);
+    }
+
+    fn two_items(p: &Path) -> Vec<u8> {
+        let mut j = Journal::read(p).unwrap();
+        for i in 0..2 {
+            j.push(Line::Item {
+                id: i.to_string(),
+                status: "decrypted".into(),
+                sha256_in: Some("aa".into()),
+                sha256_out: Some("bb".into()),
+                pos: None,
+                record: Box::default(),
+            });
+        }
+        j.commit().unwrap();
+        std::fs::read(p).unwrap()
+    }
+
+    #[test]
+    fn read_only_ignores_a_torn_tail_and_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = path_for(d.path(), "x.mbox");
+        let mut data = two_items(&p);
+        data.extend_from_slice(b"{\"t\":\"item\",\"id\":\"2\",\"sta");
+        std::fs::write(&p, &data).unwrap();
+        let j = Journal::read_only(&p).unwrap();
+        assert_eq!(j.order, vec!["0", "1"]);
+        assert_eq!(std::fs::read(&p).unwrap(), data);
+    }
+
+    #[test]
+    fn read_only_refuses_a_damaged_line_and_leaves_the_journal_as_it_was() {
+        let d = tempfile::tempdir().unwrap();
+        let p = path_for(d.path(), "x.mbox");
+        let good = two_items(&p);
+        let first_end = good.iter().position(|&b| b == b'\n').unwrap();
+        // The first line loses its closing brace; the second is intact after it.
+        let mut data = good[..first_end - 1].to_vec();
+        data.extend_from_slice(&good[first_end..]);
+        std::fs::write(&p, &data).unwrap();
+        let e = Journal::read_only(&p).err().expect("damage is an error");
+        assert!(e.contains("journal damaged at line 1 (byte 0)"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), data, "verify must not repair");
+        // A run that appends still cuts it, and does that item and the rest again.
+        let j = Journal::read(&p).unwrap();
+        assert!(j.entries.is_empty());
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
     }
 }

@@ -21,6 +21,10 @@ struct VCounts {
     missing: u64,
     mismatch: u64,
     undecrypted: u64,
+    /// Decrypted copies whose hash no journal recorded: present, but not proven.
+    unchecked: u64,
+    /// Items that were encrypted in the input (and are ok, or not).
+    encrypted: u64,
 }
 
 fn opts() -> MessageOptions {
@@ -149,6 +153,7 @@ pub fn run(cmd: &VerifyCmd, _verbose: u8) -> i32 {
             input,
             &name,
             &cmd.out,
+            cmd.journal.as_deref(),
             &report,
             &mut c,
             &mut keys,
@@ -165,14 +170,16 @@ pub fn run(cmd: &VerifyCmd, _verbose: u8) -> i32 {
             }
         }
         eprintln!(
-            "{name}: {} items: {} ok, {} missing, {} changed, {} still encrypted",
-            c.items, c.ok, c.missing, c.mismatch, c.undecrypted
+            "{name}: {} items: {} ok, {} missing, {} changed, {} still encrypted, {} unchecked",
+            c.items, c.ok, c.missing, c.mismatch, c.undecrypted, c.unchecked
         );
         total.items += c.items;
         total.ok += c.ok;
         total.missing += c.missing;
         total.mismatch += c.mismatch;
         total.undecrypted += c.undecrypted;
+        total.unchecked += c.unchecked;
+        total.encrypted += c.encrypted;
         per_box.push(serde_json::json!({ "mailbox": name, "counts": c }));
     }
     let safe = problems.is_empty();
@@ -180,9 +187,15 @@ pub fn run(cmd: &VerifyCmd, _verbose: u8) -> i32 {
         println!("NOT OK: {p}");
     }
     let verdict = if safe {
-        if keys.is_empty() {
+        if total.encrypted == 0 {
             "safe: every item is present and readable (no encrypted item found, no key needed)"
                 .to_string()
+        } else if keys.is_empty() {
+            format!(
+                "safe: all {} encrypted items have their checked decrypted copies (the journal \
+                 names no key)",
+                total.encrypted
+            )
         } else {
             format!(
                 "safe to destroy the keys used for: {}",
@@ -191,8 +204,9 @@ pub fn run(cmd: &VerifyCmd, _verbose: u8) -> i32 {
         }
     } else {
         format!(
-            "NOT safe to destroy the keys: {} missing, {} changed, {} still encrypted (listed above)",
-            total.missing, total.mismatch, total.undecrypted
+            "NOT safe to destroy the keys: {} missing, {} changed, {} still encrypted, {} \
+             unchecked (listed above)",
+            total.missing, total.mismatch, total.undecrypted, total.unchecked
         )
     };
     println!("{verdict}");
@@ -211,19 +225,41 @@ pub fn run(cmd: &VerifyCmd, _verbose: u8) -> i32 {
     if safe { EXIT_OK } else { EXIT_SOME }
 }
 
-fn find_journal(input: &Path, name: &str, out: &Path) -> Result<Journal, String> {
-    let here = journal::path_for(out, name);
-    if here.exists() {
-        return Journal::read(&here);
-    }
-    // --in-place runs keep it in the backup folder, beside the original copy.
-    if let Some(parent) = input.parent() {
-        let there = journal::path_for(parent, name);
-        if there.exists() {
-            return Journal::read(&there);
+/// The journal of INPUT's decrypt run, read without changing it: in `--journal DIR` when given,
+/// else in `out`, else beside INPUT (`--in-place` runs without `--out` keep it in the backup
+/// folder, beside the original copy). None found is an empty journal: every decrypted copy is
+/// then `unchecked`. A journal written for another input is an error.
+fn find_journal(
+    input: &Path,
+    name: &str,
+    out: &Path,
+    journal_dir: Option<&Path>,
+) -> Result<Journal, String> {
+    let candidates: Vec<PathBuf> = match journal_dir {
+        Some(d) => vec![journal::path_for(d, name)],
+        None => std::iter::once(journal::path_for(out, name))
+            .chain(input.parent().map(|p| journal::path_for(p, name)))
+            .collect(),
+    };
+    let Some(path) = candidates.iter().find(|p| p.exists()) else {
+        return Journal::read_only(&candidates[0]);
+    };
+    let jr = Journal::read_only(path)?;
+    // The input decrypt read: this one, or (after --in-place) the original that the backup
+    // given here was copied from, which now holds the output.
+    if let Some(recorded) = &jr.input_path {
+        let this = journal::input_identity(input).0;
+        let original = journal::input_identity(&out.join(name)).0;
+        if *recorded != this && *recorded != original {
+            return Err(format!(
+                "{}: the journal there was written for another input, {recorded}; its hashes \
+                 say nothing about {}",
+                path.display(),
+                input.display()
+            ));
         }
     }
-    Journal::read(&here)
+    Ok(jr)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -231,13 +267,14 @@ fn verify_box(
     input: &Path,
     name: &str,
     out: &Path,
+    journal_dir: Option<&Path>,
     report: &Report,
     c: &mut VCounts,
     keys: &mut BTreeSet<String>,
     problems: &mut Vec<String>,
 ) -> Result<(), String> {
     let format = unseal_mailbox::detect(input).map_err(|e| e.to_string())?;
-    let jr = find_journal(input, name, out)?;
+    let jr = find_journal(input, name, out, journal_dir)?;
     let out_path = output_path(input, name, format, out, &jr);
     if !out_path.exists() {
         return Err(format!("no output at {}", out_path.display()));
@@ -329,7 +366,13 @@ fn verify_box(
                             ("ok", String::new())
                         }
                     } else {
-                        ("ok", "no journal entry: hash not checked".to_string())
+                        (
+                            "unchecked",
+                            "decrypted copy present, but no journal records its hash, so it is \
+                             not proven to be what decrypt wrote (give --journal DIR, or decrypt \
+                             again)"
+                                .to_string(),
+                        )
                     }
                 } else if o.sha256 == sha_in {
                     ("ok", String::new())
@@ -342,10 +385,14 @@ fn verify_box(
         if !reason.is_empty() {
             rec.reason = Some(reason.clone());
         }
+        if encrypted {
+            c.encrypted += 1;
+        }
         match status {
             "ok" => c.ok += 1,
             "missing" => c.missing += 1,
             "mismatch" => c.mismatch += 1,
+            "unchecked" => c.unchecked += 1,
             _ => c.undecrypted += 1,
         }
         if status != "ok" {

@@ -1,0 +1,198 @@
+//! `verify` says "safe" only on evidence: every decrypted copy must have its hash in the journal
+//! of the run that wrote it, for this input. A copy no journal vouches for is `unchecked`, a
+//! damaged journal or one written for another input is not evidence, and verify reads journals
+//! without changing them.
+
+use std::path::Path;
+
+mod common;
+use common::*;
+
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).to_string()
+}
+
+fn journal_of(out: &Path, name: &str) -> std::path::PathBuf {
+    out.join(".unseal-journal").join(format!("{name}.jsonl"))
+}
+
+#[test]
+fn a_decrypted_copy_without_a_journal_entry_is_unchecked_not_safe() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    let n = write_mbox(&mbox, 1, &[]);
+    let out = t.path().join("out");
+    decrypt(&mbox, &out).assert().code(0);
+    verify(&mbox, &out).assert().code(0);
+
+    // One item's line gone from the journal: that copy is present but unproven.
+    let jpath = journal_of(&out, "box.mbox");
+    let journal = std::fs::read_to_string(&jpath).unwrap();
+    let kept: String = journal
+        .lines()
+        .filter(|l| !l.contains(r#""id":"1""#))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(kept, journal);
+    std::fs::write(&jpath, &kept).unwrap();
+    let report = t.path().join("verify.jsonl");
+    let v = verify(&mbox, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let text = stdout(&v);
+    assert!(text.contains("box.mbox#1: unchecked"), "{text}");
+    assert!(text.contains("NOT safe"), "{text}");
+    let lines = report_lines(&report);
+    assert_eq!(lines[1]["status"], "unchecked");
+    assert_eq!(lines[0]["status"], "ok");
+    assert_eq!(lines[n]["summary"]["counts"]["unchecked"], 1);
+    assert_eq!(lines[n]["summary"]["safe"], false);
+
+    // No journal at all: every decrypted copy unchecked, the plain one still ok; and the
+    // verdict does not claim that nothing was encrypted.
+    std::fs::remove_dir_all(out.join(".unseal-journal")).unwrap();
+    let v = verify(&mbox, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let text = stdout(&v);
+    assert!(!text.contains("no encrypted item found"), "{text}");
+    let lines = report_lines(&report);
+    let counts = &lines[n]["summary"]["counts"];
+    assert_eq!(counts["unchecked"], ENCRYPTED.len() as u64, "{counts}");
+    assert_eq!(counts["encrypted"], ENCRYPTED.len() as u64, "{counts}");
+    assert_eq!(counts["ok"], 1, "{counts}");
+}
+
+#[test]
+fn a_damaged_journal_is_not_evidence_and_verify_leaves_it_as_it_was() {
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("box.mbox");
+    write_mbox(&mbox, 1, &[]);
+    let out = t.path().join("out");
+    decrypt(&mbox, &out).assert().code(0);
+    let jpath = journal_of(&out, "box.mbox");
+    let journal = std::fs::read_to_string(&jpath).unwrap();
+    // Line 3 (the second item) loses its closing brace; the lines after it are intact.
+    let damaged: String = journal
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 2 {
+                format!("{}\n", &l[..l.len() - 1])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&jpath, &damaged).unwrap();
+    let v = verify(&mbox, &out).assert().code(1);
+    let text = stdout(&v);
+    assert!(text.contains("journal damaged at line 3"), "{text}");
+    assert!(text.contains("NOT safe"), "{text}");
+    assert_eq!(std::fs::read_to_string(&jpath).unwrap(), damaged);
+
+    // A torn last line (a run killed while writing it) is no damage: that item was never
+    // journaled, so its copy is unchecked, and the others verify.
+    let mut torn: String = journal.lines().take(3).map(|l| format!("{l}\n")).collect();
+    torn.push_str(r#"{"t":"item","id":"2","sta"#);
+    std::fs::write(&jpath, &torn).unwrap();
+    let v = verify(&mbox, &out).assert().code(1);
+    let text = stdout(&v);
+    assert!(!text.contains("journal damaged"), "{text}");
+    assert!(text.contains("box.mbox#2: unchecked"), "{text}");
+    assert!(!text.contains("box.mbox#0:"), "{text}");
+    assert_eq!(std::fs::read_to_string(&jpath).unwrap(), torn);
+}
+
+#[test]
+fn a_journal_written_for_another_input_of_the_same_name_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    write_mbox(&a.join("box.mbox"), 1, &[]);
+    write_mbox(&b.join("box.mbox"), 1, &[plain(7)]);
+    let out = t.path().join("out");
+    decrypt(&a.join("box.mbox"), &out).assert().code(0);
+    let v = verify(&b.join("box.mbox"), &out).assert().code(1);
+    let text = stdout(&v);
+    assert!(text.contains("written for another input"), "{text}");
+    verify(&a.join("box.mbox"), &out).assert().code(0);
+}
+
+#[test]
+fn two_inputs_that_would_share_an_output_do_not_vouch_for_each_other() {
+    let t = tempfile::tempdir().unwrap();
+    let inputs = t.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let messages = fixtures().join("messages");
+    // Both would be written as x.eml: the second is refused, and never decrypted.
+    let p7m = inputs.join("x.p7m");
+    let eml = inputs.join("x.eml");
+    std::fs::copy(messages.join("aes256-cbc.der.p7m"), &p7m).unwrap();
+    std::fs::copy(messages.join("aes128-cbc.der.eml"), &eml).unwrap();
+    let out = t.path().join("out");
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&p7m)
+        .arg(&eml)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let v = unseal()
+        .arg("verify")
+        .arg(&p7m)
+        .arg(&eml)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let text = stdout(&v);
+    assert!(text.contains("x.eml"), "{text}");
+    assert!(text.contains("NOT safe"), "{text}");
+}
+
+#[test]
+fn in_place_with_its_journal_elsewhere_verifies_with_journal_dir() {
+    let t = tempfile::tempdir().unwrap();
+    let mail = t.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let mbox = mail.join("box.mbox");
+    write_mbox(&mbox, 1, &[]);
+    let (backup, jr) = (t.path().join("bak"), t.path().join("jr"));
+    unseal()
+        .arg("decrypt")
+        .args(key_args())
+        .arg(&mbox)
+        .arg("--in-place")
+        .arg("--backup")
+        .arg(&backup)
+        .arg("--out")
+        .arg(&jr)
+        .assert()
+        .code(0);
+    let original = backup.join("box.mbox");
+    // Without the journal the copies are unproven; with it, safe.
+    let v = verify(&original, &mail).assert().code(1);
+    assert!(stdout(&v).contains("unchecked"), "{}", stdout(&v));
+    verify(&original, &mail)
+        .arg("--journal")
+        .arg(&jr)
+        .assert()
+        .code(0);
+    // And a change to the replaced mailbox is caught.
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    std::fs::write(&mbox, text.replacen("Subject:", "Subject: X", 1)).unwrap();
+    let v = verify(&original, &mail)
+        .arg("--journal")
+        .arg(&jr)
+        .assert()
+        .code(1);
+    assert!(stdout(&v).contains("mismatch"), "{}", stdout(&v));
+}
