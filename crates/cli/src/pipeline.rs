@@ -241,33 +241,46 @@ fn stream_item(
     Ok(Some(rec))
 }
 
-/// For a file the mailbox does not take as a message (a stray file in a folder of .eml files, a
-/// Maildir's bookkeeping): whether its bytes still show an encrypted envelope, which copying it
-/// as it is would leave unreadable once the key is gone.
-pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
+/// Where an encrypted envelope shows in bytes that are no message (UTF-16 text, an archive, a
+/// uuencoded block, binary or base64 anywhere), in words, with what to do about it.
+pub fn envelope_in(bytes: &[u8]) -> Option<String> {
     if let Some(at) = mime::detect::utf16_envelope_at(bytes) {
         return Some(format!(
-            "not a message of this mailbox, UTF-16 text in which character {at} starts an \
-             encrypted CMS envelope; not decrypted (convert it to UTF-8 and run again)"
+            "UTF-16 text in which character {at} starts an encrypted CMS envelope; not \
+             decrypted (convert it to UTF-8 and run again)"
         ));
     }
     if let Some(kind) = mime::detect::compressed_envelope(bytes) {
         return Some(format!(
-            "not a message of this mailbox, a {kind} archive whose contents hold an encrypted \
-             CMS envelope; not decrypted (extract it and decrypt what it holds)"
+            "a {kind} archive whose contents hold an encrypted CMS envelope; not decrypted \
+             (extract it and decrypt what it holds)"
         ));
     }
     if let Some(at) = mime::detect::uuencoded_envelope(bytes) {
         return Some(format!(
-            "not a message of this mailbox, and the uuencoded block at byte {at} holds an \
-             encrypted CMS envelope; not decrypted"
+            "the uuencoded block at byte {at} holds an encrypted CMS envelope; not decrypted"
         ));
     }
     let at = *mime::detect::envelope_markers(bytes).first()?;
     Some(format!(
-        "not a message of this mailbox, but byte {at} holds an encrypted CMS envelope; not \
-         decrypted (give the file as an input of its own, or name it .eml or .p7m)"
+        "byte {at} holds an encrypted CMS envelope; not decrypted (give the file as an input \
+         of its own, or name it .eml or .p7m)"
     ))
+}
+
+/// For a file the mailbox does not take as a message (a stray file in a folder of .eml files, a
+/// Maildir's bookkeeping): whether its bytes still show an encrypted envelope, which copying it
+/// as it is would leave unreadable once the key is gone.
+pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
+    let why = envelope_in(bytes)?;
+    let join = if why.starts_with("byte ") {
+        "but "
+    } else if why.starts_with("the ") {
+        "and "
+    } else {
+        ""
+    };
+    Some(format!("not a message of this mailbox, {join}{why}"))
 }
 
 /// A file copied as it is: `skipped` with `reason`, or `failed` when an envelope shows in it.
@@ -282,6 +295,70 @@ fn judge_passthrough(rec: &mut Record, input: &[u8], reason: &str) {
             rec.reason = Some(reason.into());
         }
     }
+}
+
+/// A .p7m that is CMS but no envelope (SignedData, say): where an envelope shows inside it, as
+/// in a message encrypted and then signed. It is not opened (the signature would have to go),
+/// so it must not pass as plain.
+pub fn envelope_in_unenveloped(cms: &[u8]) -> Option<String> {
+    let at = *mime::detect::envelope_markers(cms).first()?;
+    Some(format!(
+        "byte {at} inside it holds an encrypted CMS envelope (encrypted, then signed?); not \
+         decrypted: extract the signed content (`openssl cms -verify -noverify -inform DER -in \
+         FILE -out inner.p7m`) and decrypt that"
+    ))
+}
+
+/// A .p7m's decrypted content that is S/MIME again: a message (encrypted twice, as some
+/// gateways do) is decrypted in turn, its layers reported after the outer one; any other
+/// content in which an envelope still shows fails, since it would pass as decrypted with that
+/// envelope shut. Returns the output, `None` (copied unchanged) when it failed.
+fn open_nested_content(
+    ctx: &Ctx<'_>,
+    rec: &mut Record,
+    outer: &LayerInfo,
+    content: Vec<u8>,
+) -> Option<Vec<u8>> {
+    fill_layers(ctx, rec, &[outer]);
+    rec.status = "decrypted".into();
+    if !unseal_mailbox::detect::mentions_smime(&content)
+        && mime::detect::compressed_envelope(&content).is_none()
+        && mime::detect::utf16_envelope_at(&content).is_none()
+    {
+        return Some(content);
+    }
+    if !unseal_mailbox::detect::looks_like_headers(&content) {
+        return match envelope_in(&content) {
+            Some(why) => {
+                rec.status = "failed".into();
+                rec.reason = Some(format!(
+                    "decrypted, but its content still shows an envelope: {why}"
+                ));
+                None
+            }
+            None => Some(content),
+        };
+    }
+    let mut opts = ctx.msg_opts.clone();
+    opts.max_depth = opts.max_depth.saturating_sub(1);
+    match mime::decrypt_message(ctx.dec, &content, &opts) {
+        Ok(inner) => {
+            if let Some(body) = inner.output {
+                let mut layers: Vec<&LayerInfo> = vec![outer];
+                layers.extend(inner.layers.iter().map(|l| &l.info));
+                fill_layers(ctx, rec, &layers);
+                return Some(body);
+            }
+        }
+        Err(e) => {
+            rec.status = error_status(&e).into();
+            rec.reason = Some(format!(
+                "the decrypted content is a message whose own envelope did not open: {e}"
+            ));
+            return None;
+        }
+    }
+    Some(content)
 }
 
 /// Decrypts one item in memory. Never panics outward: a panic in the library becomes a failed
@@ -342,12 +419,17 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
                 }
                 match ctx.dec.decrypt_cms_with(&cms, &mut buf, false) {
                     Ok(info) => {
-                        fill_layers(ctx, &mut rec, &[&info]);
-                        rec.status = "decrypted".into();
-                        (Some(buf), rec)
+                        let body = open_nested_content(ctx, &mut rec, &info, buf);
+                        (body, rec)
                     }
                     Err(e) if e.kind() == "not_enveloped" => {
-                        rec.reason = Some(e.to_string());
+                        match envelope_in_unenveloped(&cms) {
+                            Some(why) => {
+                                rec.status = "failed".into();
+                                rec.reason = Some(format!("{e}, but {why}"));
+                            }
+                            None => rec.reason = Some(e.to_string()),
+                        }
                         (None, rec)
                     }
                     Err(e) => {
@@ -432,7 +514,17 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
                 match mime::detect::envelope_after_content_info(&cms) {
                     Some(at) => vec![Err(mime::walk::second_envelope(at))],
                     None => match Decryptor::inspect_cms(&cms) {
-                        Err(e) if e.kind() == "not_enveloped" => vec![],
+                        Err(e) if e.kind() == "not_enveloped" => {
+                            if let Some(why) = envelope_in_unenveloped(&cms) {
+                                rec.status = "failed".into();
+                                rec.reason = Some(format!("{e}, but {why}"));
+                                return Scanned {
+                                    record: rec,
+                                    missing,
+                                };
+                            }
+                            vec![]
+                        }
                         r => vec![r],
                     },
                 }

@@ -20,7 +20,7 @@ fn ext_is(path: &Path, exts: &[&str]) -> bool {
 }
 
 /// Whether the first line looks like an RFC 5322 header field ("Name: value").
-pub(crate) fn looks_like_headers(head: &[u8]) -> bool {
+pub fn looks_like_headers(head: &[u8]) -> bool {
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
     match memchr::memchr(b':', line) {
         Some(i) if i > 0 => line

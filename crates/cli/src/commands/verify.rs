@@ -39,10 +39,16 @@ fn opts() -> MessageOptions {
 fn has_envelope(kind: ItemKind, bytes: &[u8]) -> bool {
     let run = || match kind {
         ItemKind::Passthrough => crate::pipeline::hidden_envelope(bytes).is_some(),
-        ItemKind::Cms => !matches!(
-            Decryptor::inspect_cms(&crate::pipeline::cms_bytes(bytes)),
-            Err(e) if e.kind() == "not_enveloped"
-        ),
+        ItemKind::Cms => {
+            let cms = crate::pipeline::cms_bytes(bytes);
+            match Decryptor::inspect_cms(&cms) {
+                // SignedData (or other CMS) around an envelope: still encrypted.
+                Err(e) if e.kind() == "not_enveloped" => {
+                    crate::pipeline::envelope_in_unenveloped(&cms).is_some()
+                }
+                _ => true,
+            }
+        }
         ItemKind::Message => mime::find_envelopes(bytes, &opts()).map_or(true, |v| !v.is_empty()),
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or(true)
@@ -104,9 +110,15 @@ fn index_output(
     let mut map = HashMap::new();
     if let Some(kind) = single_kind {
         let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // A decrypted .p7m is its content (anything); only a message can be searched.
+        // A decrypted .p7m is its content (anything): still encrypted if it is a .p7m again,
+        // a message with an envelope, or anything else in which one shows.
         let env = match kind {
-            ItemKind::Cms => matches!(unseal_mailbox::detect(path), Ok(Format::P7m)),
+            ItemKind::Cms => {
+                matches!(unseal_mailbox::detect(path), Ok(Format::P7m))
+                    || (unseal_mailbox::detect::mentions_smime(&data)
+                        && has_envelope(ItemKind::Message, &data))
+                    || crate::pipeline::envelope_in(&data).is_some()
+            }
             k => has_envelope(k, &data),
         };
         map.insert(
