@@ -1049,6 +1049,13 @@ fn write_batch(
         };
         match written {
             Ok(()) => {
+                // The journal holds the hash of the copy as it reads back, which verify checks.
+                if let Some(body) = p.body.as_deref()
+                    && let Some(stored) = sink.stored_form(&item.meta, body)
+                {
+                    rec.bytes_out = Some(stored.len() as u64);
+                    rec.sha256_out = Some(sha256_hex(&stored));
+                }
                 let pos = positional.then(|| sink.position());
                 lines.push(journal_item(&rec, pos));
             }

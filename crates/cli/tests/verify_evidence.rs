@@ -196,3 +196,50 @@ fn in_place_with_its_journal_elsewhere_verifies_with_journal_dir() {
         .code(1);
     assert!(stdout(&v).contains("mismatch"), "{}", stdout(&v));
 }
+
+/// An mbox framed by Content-Length headers (mboxcl2, as Solaris mail tools wrote) has those
+/// headers rewritten for the decrypted copies; the journal records the copy as it reads back,
+/// so verify finds every one safe, and still catches a changed one.
+#[test]
+fn a_content_length_mbox_verifies_after_its_headers_are_rewritten() {
+    use unseal_mailbox::mbox::{Eol, MboxVariant, encode_message};
+    let t = tempfile::tempdir().unwrap();
+    let mbox = t.path().join("cl2.mbox");
+    let mut data = Vec::new();
+    let messages = [
+        msg("aes128-cbc.der.eml"),
+        plain(0),
+        msg("des-ede3-cbc.ber.eml"),
+    ];
+    for m in &messages {
+        let from = b"From alice@example.org Mon Jun  3 12:50:27 1996";
+        encode_message(from, Eol::Lf, MboxVariant::Mboxcl2, m, &mut data);
+    }
+    std::fs::write(&mbox, &data).unwrap();
+    let out = t.path().join("out");
+    let report = t.path().join("night.jsonl");
+    decrypt(&mbox, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let lines = report_lines(&report);
+    assert_eq!(lines[0]["status"], "decrypted");
+    assert_eq!(lines[2]["status"], "decrypted");
+    let written = std::fs::read_to_string(out.join("cl2.mbox")).unwrap();
+    assert_eq!(written.matches("Content-Length: ").count(), 3, "{written}");
+    let v = verify(&mbox, &out).assert().code(0);
+    assert!(stdout(&v).contains("safe to destroy"), "{}", stdout(&v));
+
+    std::fs::write(
+        out.join("cl2.mbox"),
+        written.replacen("Subject:", "Subject: X", 1),
+    )
+    .unwrap();
+    let v = verify(&mbox, &out).assert().code(1);
+    assert!(
+        stdout(&v).contains("cl2.mbox#0: mismatch"),
+        "{}",
+        stdout(&v)
+    );
+}

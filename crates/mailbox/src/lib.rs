@@ -205,6 +205,13 @@ pub trait Sink: Send {
         ))
     }
 
+    /// What a reader of this output will yield for `body` written by [`Sink::write`], when that
+    /// differs from `body` (an mbox with Content-Length headers rewrites them): the bytes whose
+    /// hash `verify` will find. `None` when the copy reads back as `body`.
+    fn stored_form(&self, _meta: &Meta, _body: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Whether this item's output already exists (per-file sinks; lets a resumed run skip it).
     fn already_written(&self, _meta: &Meta) -> bool {
         false

@@ -562,6 +562,22 @@ pub fn encode_message(
     encode_framed(from_line, eol, variant, msg, false, true, out)
 }
 
+/// The message a reader of the output yields for `msg` once [`encode_message`] has framed it
+/// with a Content-Length variant, which rewrites that header (so the copy read back differs
+/// from `msg`, and a hash of `msg` would not match it); `None` for the other variants, which
+/// give `msg` back as it was.
+pub fn stored_form(eol: Eol, variant: MboxVariant, msg: &[u8]) -> Option<Vec<u8>> {
+    if !variant.uses_content_length() {
+        return None;
+    }
+    let mut framed = Vec::new();
+    let from = b"From unseal@localhost Thu Jan  1 00:00:00 1970";
+    encode_message(from, eol, variant, msg, &mut framed);
+    let span = frame(&framed, 0, eol, true, &mut |_| {});
+    let raw = framed.get(span.from_end..span.msg_end)?;
+    Some(unquote(raw, variant).into_owned())
+}
+
 /// As [`encode_message`]; with `unchanged`, the headers are written as they are (no
 /// Content-Length rewrite), so an item copied through comes out byte-identical.
 fn encode_framed(
@@ -977,6 +993,14 @@ impl MboxSink {
 impl Sink for MboxSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         self.write_item(meta, body, false)
+    }
+
+    fn stored_form(&self, meta: &Meta, body: &[u8]) -> Option<Vec<u8>> {
+        if matches!(meta.location, Location::MboxPreamble) {
+            return None;
+        }
+        let (_, eol, variant) = Self::framing(meta);
+        stored_form(eol, variant, body)
     }
 
     fn can_stream(&self, meta: &Meta) -> bool {

@@ -707,3 +707,53 @@ fn bare_cr_line_ends_are_refused_not_read_as_one_empty_message() {
     .unwrap();
     assert_eq!(read_all(&p).len(), 1);
 }
+
+/// What `stored_form` promises is what the reader gives back from a file of such messages, for
+/// a header that is added, one that is rewritten, and a body with `From ` lines.
+#[test]
+fn stored_form_is_what_the_reader_yields_for_content_length_variants() {
+    let msgs: [&[u8]; 3] = [
+        b"Subject: no length\n\nFrom here\nbody\n",
+        b"Subject: old length\nContent-Length: 3\n\n>From quoted\nbody two\n",
+        b"Subject: no body",
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for variant in [MboxVariant::Mboxcl, MboxVariant::Mboxcl2] {
+        for eol in [Eol::Lf, Eol::CrLf] {
+            let mut data = Vec::new();
+            let msgs: Vec<Vec<u8>> = msgs
+                .iter()
+                .map(|m| match eol {
+                    Eol::Lf => m.to_vec(),
+                    Eol::CrLf => String::from_utf8_lossy(m)
+                        .replace('\n', "\r\n")
+                        .into_bytes(),
+                })
+                .collect();
+            for m in &msgs {
+                encode_message(
+                    b"From a@b Mon Jun  3 12:50:27 1996",
+                    eol,
+                    variant,
+                    m,
+                    &mut data,
+                );
+            }
+            let p = d.path().join("cl.mbox");
+            fs::write(&p, &data).unwrap();
+            let items = MboxReader::open(&p, Some(variant))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect::<Vec<_>>();
+            assert_eq!(items.len(), msgs.len(), "{variant:?} {eol:?}");
+            for (m, it) in msgs.iter().zip(&items) {
+                let stored = stored_form(eol, variant, m).expect("a Content-Length variant");
+                assert_ne!(&stored, m, "{variant:?} {eol:?}: the header is rewritten");
+                assert_eq!(stored, it.bytes(), "{variant:?} {eol:?}");
+            }
+        }
+    }
+    for variant in [MboxVariant::Mboxo, MboxVariant::Mboxrd] {
+        assert!(stored_form(Eol::Lf, variant, msgs[0]).is_none());
+    }
+}
