@@ -283,9 +283,44 @@ pub fn hidden_envelope(bytes: &[u8]) -> Option<String> {
     Some(format!("not a message of this mailbox, {join}{why}"))
 }
 
+/// A message stored compressed (Dovecot's zlib and mail_compress plugins write Maildir files
+/// so): why it cannot pass as plain, or `None` when it is not compressed, or is gzip or zip
+/// that was looked into and holds no envelope. unseal does not decompress and recompress mail.
+pub fn compressed_message(bytes: &[u8]) -> Option<String> {
+    let kind = unseal_mailbox::detect::compression(bytes)?;
+    if mime::detect::compressed_envelope(bytes).is_some() {
+        return Some(format!(
+            "a {kind}-compressed message holding an encrypted envelope; not decrypted (unseal \
+             does not decompress mail: decompress the mailbox first, e.g. with Dovecot's \
+             compression turned off, then decrypt it)"
+        ));
+    }
+    uninspectable(kind).then(|| {
+        format!(
+            "a {kind}-compressed message, which unseal cannot look into, so it is not proven \
+             plain; not decrypted (decompress the mailbox first, then decrypt it)"
+        )
+    })
+}
+
+/// Compression that [`mime::detect::compressed_envelope`] cannot look into.
+fn uninspectable(kind: &str) -> bool {
+    !matches!(kind, "gzip" | "zip")
+}
+
+/// A file copied as it is that is compressed in a format unseal cannot look into: it may hold
+/// encrypted mail, so it is not passed as plain.
+pub fn sealed_archive(bytes: &[u8]) -> Option<String> {
+    let kind = unseal_mailbox::detect::compression(bytes).filter(|k| uninspectable(k))?;
+    Some(format!(
+        "a {kind}-compressed file, which unseal cannot look into, so it is not proven free of \
+         encrypted mail; copied unchanged (extract it and decrypt what it holds)"
+    ))
+}
+
 /// A file copied as it is: `skipped` with `reason`, or `failed` when an envelope shows in it.
 fn judge_passthrough(rec: &mut Record, input: &[u8], reason: &str) {
-    match hidden_envelope(input) {
+    match hidden_envelope(input).or_else(|| sealed_archive(input)) {
         Some(why) => {
             rec.status = "failed".into();
             rec.reason = Some(why);
@@ -371,6 +406,11 @@ pub fn decrypt_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item) ->
         match item.kind {
             ItemKind::Passthrough => {
                 judge_passthrough(&mut rec, input, "not a message: copied unchanged");
+                (None, rec)
+            }
+            ItemKind::Message if let Some(why) = compressed_message(input) => {
+                rec.status = "failed".into();
+                rec.reason = Some(why);
                 (None, rec)
             }
             ItemKind::Message => match mime::decrypt_message(ctx.dec, input, &ctx.msg_opts) {
@@ -500,6 +540,14 @@ pub fn scan_item(ctx: &Ctx<'_>, mailbox: &str, indexed: bool, item: &Item, trial
         let summaries = match item.kind {
             ItemKind::Passthrough => {
                 judge_passthrough(&mut rec, input, "not a message");
+                return Scanned {
+                    record: rec,
+                    missing,
+                };
+            }
+            ItemKind::Message if let Some(why) = compressed_message(input) => {
+                rec.status = "failed".into();
+                rec.reason = Some(why);
                 return Scanned {
                     record: rec,
                     missing,

@@ -70,6 +70,24 @@ pub fn mentions_smime(data: &[u8]) -> bool {
             .any(|s| memchr::memmem::find(data, s).is_some())
 }
 
+/// The compression format whose magic number starts `data` (gzip, bzip2, xz, zstd, zip, 7z),
+/// if any. Dovecot's zlib/mail_compress plugins store Maildir messages this way, and an
+/// archive may hold mail: what unseal cannot open it must not take for plain.
+pub fn compression(data: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 6] = [
+        (&[0x1f, 0x8b], "gzip"),
+        (b"BZh", "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (b"PK\x03\x04", "zip"),
+        (&[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c], "7z"),
+    ];
+    MAGIC
+        .iter()
+        .find(|(m, _)| data.starts_with(m))
+        .map(|&(_, kind)| kind)
+}
+
 fn looks_like_base64(head: &[u8]) -> bool {
     !head.is_empty()
         && head

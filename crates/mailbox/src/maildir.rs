@@ -257,14 +257,25 @@ fn stray_smime(
         {
             continue;
         }
-        let mentions =
-            load_file(entry.path()).is_ok_and(|b| crate::detect::mentions_smime(b.bytes()));
-        if mentions {
+        let Ok(body) = load_file(entry.path()) else {
+            continue;
+        };
+        if crate::detect::mentions_smime(body.bytes()) {
             out.push(Err(Error::unsupported(
                 rel.display(),
                 "looks like S/MIME (pkcs7-mime, .p7m or an envelope) but is not a message of this Maildir (only cur/ \
                  and new/ of the top and of .Folder folders are); it is not decrypted or copied. \
                  Move it into a cur/ folder, or decrypt it as an input of its own",
+            )));
+        } else if let Some(kind) = crate::detect::compression(body.bytes()) {
+            out.push(Err(Error::unsupported(
+                rel.display(),
+                format!(
+                    "{kind}-compressed, outside the Maildir's messages (only cur/ and new/ of \
+                     the top and of .Folder folders are): not looked into, so not proven free \
+                     of encrypted mail, and not copied. Decompress or extract it and decrypt \
+                     what it holds"
+                ),
             )));
         }
     }

@@ -38,7 +38,10 @@ fn opts() -> MessageOptions {
 /// Whether bytes still hold an envelope (an error while looking counts as "yes": unproven).
 fn has_envelope(kind: ItemKind, bytes: &[u8]) -> bool {
     let run = || match kind {
-        ItemKind::Passthrough => crate::pipeline::hidden_envelope(bytes).is_some(),
+        ItemKind::Passthrough => {
+            crate::pipeline::hidden_envelope(bytes).is_some()
+                || crate::pipeline::sealed_archive(bytes).is_some()
+        }
         ItemKind::Cms => {
             let cms = crate::pipeline::cms_bytes(bytes);
             match Decryptor::inspect_cms(&cms) {
@@ -49,7 +52,10 @@ fn has_envelope(kind: ItemKind, bytes: &[u8]) -> bool {
                 _ => true,
             }
         }
-        ItemKind::Message => mime::find_envelopes(bytes, &opts()).map_or(true, |v| !v.is_empty()),
+        ItemKind::Message => {
+            crate::pipeline::compressed_message(bytes).is_some()
+                || mime::find_envelopes(bytes, &opts()).map_or(true, |v| !v.is_empty())
+        }
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or(true)
 }
