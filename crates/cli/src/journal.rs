@@ -179,6 +179,16 @@ impl Journal {
         Ok((j, start, data.len(), damaged))
     }
 
+    /// For a Maildir's journal: the journaled message ids by
+    /// [`unseal_mailbox::maildir::MaildirMeta::identity`], so that a message a mail client has
+    /// renamed since (new/ to cur/, other flags) is known as the one decrypted.
+    pub fn maildir_identities(&self) -> HashMap<String, String> {
+        self.order
+            .iter()
+            .filter_map(|id| Some((unseal_mailbox::maildir::identity_of_id(id)?, id.clone())))
+            .collect()
+    }
+
     fn apply(&mut self, l: Line) {
         match l {
             Line::Start {

@@ -2,13 +2,13 @@
 //! source -> parallel batches -> ordered sink -> journal. The cryptography and the MIME work
 //! live in unseal-core, the containers in unseal-mailbox.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use unseal_mailbox::{Error as MailboxError, Format, Item, ItemKind, OutFormat};
+use unseal_mailbox::{Error as MailboxError, Format, Item, ItemKind, Location, OutFormat};
 
 use crate::journal::{self, Journal, Line};
 use crate::progress::Progress;
@@ -794,6 +794,37 @@ fn journal_item(rec: &Record, pos: Option<u64>) -> Line {
     }
 }
 
+/// An item an earlier run decrypted under its old name (a Maildir message renamed by a mail
+/// client since): when its bytes are the ones journaled, its copy takes the new name and the
+/// earlier record, with the new id, is returned; otherwise `None` and it is done again.
+fn renamed_since(
+    jr: &Journal,
+    identities: &HashMap<String, String>,
+    sink: &mut dyn unseal_mailbox::Sink,
+    mailbox: &str,
+    item: &Item,
+) -> Result<Option<Record>, String> {
+    let Location::Maildir(m) = &item.meta.location else {
+        return Ok(None);
+    };
+    let Some(e) = m
+        .identity()
+        .and_then(|i| identities.get(&i))
+        .and_then(|old| jr.entries.get(old))
+    else {
+        return Ok(None);
+    };
+    if e.sha256_in.as_deref() != Some(sha256_hex(item.bytes()).as_str())
+        || !sink.rename_earlier(&item.meta).map_err(|e| e.to_string())?
+    {
+        return Ok(None);
+    }
+    let mut rec = e.record.clone();
+    rec.id = item.id.clone();
+    rec.item = item_name(mailbox, &item.id, false);
+    Ok(Some(rec))
+}
+
 /// Decrypts one mailbox into its output, resuming from its journal.
 pub fn run_mailbox(job: &MailboxJob, sh: &Shared<'_>) -> MailboxResult {
     let mut res = MailboxResult::new(&job.name);
@@ -919,6 +950,11 @@ fn run_mailbox_inner(
     // pool, the batch decrypted in the last round is written (copy, fsync, journal) on a
     // thread of its own, and the next batch is read. Nothing serial idles the pool but the
     // bookkeeping between rounds.
+    let identities = if job.format == Format::Maildir {
+        jr.maildir_identities()
+    } else {
+        HashMap::new()
+    };
     let mut batch_items = BATCH_ITEMS_FIRST;
     let (mut raw, mut exhausted) = read_ahead(source.as_mut(), batch_items);
     let mut pending: Option<(Vec<Item>, Vec<Processed>)> = None;
@@ -938,6 +974,7 @@ fn run_mailbox_inner(
             raw.len()
         };
         // Skip what an earlier run finished; report what could not be read.
+        let mut renamed = false;
         for next in raw.drain(..take) {
             match next {
                 Ok(item) => {
@@ -947,6 +984,16 @@ fn run_mailbox_inner(
                         let rec = e.record.clone();
                         sh.progress.item(item.bytes().len() as u64);
                         res.note(sh, &rec, true);
+                        continue;
+                    }
+                    if !positional
+                        && let Some(rec) =
+                            renamed_since(&jr, &identities, sink.as_mut(), &job.name, &item)?
+                    {
+                        sh.progress.item(item.bytes().len() as u64);
+                        res.note(sh, &rec, true);
+                        jr.push(journal_item(&rec, None));
+                        renamed = true;
                         continue;
                     }
                     batch.push(item);
@@ -959,6 +1006,11 @@ fn run_mailbox_inner(
                     res.note(sh, &rec, false);
                 }
             }
+        }
+        if renamed {
+            // The renames durable first, then the journal lines that give the new names.
+            sink.sync().map_err(|e| e.to_string())?;
+            jr.commit()?;
         }
         let read_more = !res.interrupted && !exhausted;
         if batch.is_empty() && pending.is_none() && raw.is_empty() && !read_more {

@@ -243,3 +243,54 @@ fn a_content_length_mbox_verifies_after_its_headers_are_rewritten() {
         stdout(&v)
     );
 }
+
+/// A live Maildir: after the night's run the user reads mail, so the client moves messages
+/// from new/ to cur/ and adds flags, renaming their files. verify still knows each message (by
+/// the unique part of its name) and its journaled hash; the next decrypt gives the copies the
+/// new names instead of writing second ones.
+#[test]
+fn maildir_messages_renamed_by_a_mail_client_stay_verified_and_are_not_duplicated() {
+    let t = tempfile::tempdir().unwrap();
+    let md = t.path().join("md");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("new/100.host"), msg("aes128-cbc.der.eml")).unwrap();
+    std::fs::write(md.join("cur/200.host:2,S"), msg("des-ede3-cbc.ber.eml")).unwrap();
+    std::fs::write(md.join("cur/300.host:2,"), plain(3)).unwrap();
+    let out = t.path().join("out");
+    decrypt(&md, &out).assert().code(0);
+    verify(&md, &out).assert().code(0);
+
+    // Read, replied to, and read.
+    std::fs::rename(md.join("new/100.host"), md.join("cur/100.host:2,S")).unwrap();
+    std::fs::rename(md.join("cur/200.host:2,S"), md.join("cur/200.host:2,RS")).unwrap();
+    std::fs::rename(md.join("cur/300.host:2,"), md.join("cur/300.host:2,S")).unwrap();
+    let v = verify(&md, &out).assert().code(0);
+    assert!(stdout(&v).contains("safe to destroy"), "{}", stdout(&v));
+
+    let report = t.path().join("again.jsonl");
+    decrypt(&md, &out)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(0);
+    let mut names: Vec<String> = ["cur", "new"]
+        .iter()
+        .flat_map(|s| std::fs::read_dir(out.join("md").join(s)).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["100.host:2,S", "200.host:2,RS", "300.host:2,S"]);
+    let copy = std::fs::read_to_string(out.join("md/cur/100.host:2,S")).unwrap();
+    assert!(!copy.contains("pkcs7-mime"), "{copy}");
+    let summary = report_lines(&report).pop().unwrap();
+    assert_eq!(summary["summary"]["counts"]["resumed"], 3, "{summary}");
+    // The journal now names them as they are; verify is safe again, and nothing is doubled.
+    verify(&md, &out).assert().code(0);
+
+    // A message whose content changed under the same name is not taken for the old one.
+    std::fs::write(md.join("cur/100.host:2,S"), msg("aes256-cbc.ber.eml")).unwrap();
+    let v = verify(&md, &out).assert().code(1);
+    assert!(stdout(&v).contains("md/cur/100.host:2,S"), "{}", stdout(&v));
+}

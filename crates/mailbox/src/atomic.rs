@@ -229,6 +229,15 @@ impl DeferredSync {
             .map_err(|e| crate::Error::io_path(dest, "write", e))
     }
 
+    /// Renames a file that is already durable (an earlier run's output) to `to`; the two
+    /// folder entries become durable at the next [`DeferredSync::sync`].
+    pub fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)?;
+        self.dirs.insert(parent_dir(from).to_path_buf());
+        self.dirs.insert(parent_dir(to).to_path_buf());
+        Ok(())
+    }
+
     /// [`DeferredSync::sync`]; errors name `root`, the output being written.
     pub fn sync_output(&mut self, root: &Path) -> Result<(), crate::Error> {
         self.sync()

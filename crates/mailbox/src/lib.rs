@@ -212,6 +212,14 @@ pub trait Sink: Send {
         None
     }
 
+    /// A copy an earlier run wrote for this item under another name, which a mail client has
+    /// since changed in the input (a Maildir message moved from new/ to cur/, or given other
+    /// flags): renames that copy to this item's name (durable at the next [`Sink::sync`]) and
+    /// returns true; false when there is no such copy, or more than one.
+    fn rename_earlier(&mut self, _meta: &Meta) -> Result<bool, Error> {
+        Ok(false)
+    }
+
     /// Whether this item's output already exists (per-file sinks; lets a resumed run skip it).
     fn already_written(&self, _meta: &Meta) -> bool {
         false

@@ -10,7 +10,7 @@
 //! Hand-written because the format is only a directory convention; the maildir crates available
 //! deliver into a maildir rather than enumerating one read-only in a stable order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -82,6 +82,32 @@ impl MaildirMeta {
         s.push_str(&self.name);
         s
     }
+
+    /// What stays the same while a mail client works on the message: its folder and the unique
+    /// part of its name, before the `:` that starts the info (flags). Moving it from new/ to
+    /// cur/ or changing its flags renames the file; this does not change. `None` for a
+    /// bookkeeping file.
+    pub fn identity(&self) -> Option<String> {
+        self.sub?;
+        Some(identity(&self.folder, &self.name))
+    }
+}
+
+fn identity(folder: &str, name: &str) -> String {
+    let unique = name.split_once(':').map_or(name, |(u, _)| u);
+    format!("{folder}/{unique}")
+}
+
+/// [`MaildirMeta::identity`] of the message whose [`MaildirMeta::id`] is `id` (as journals and
+/// reports record it); `None` for an id that names no message in cur/ or new/.
+pub fn identity_of_id(id: &str) -> Option<String> {
+    let (dir, name) = id.rsplit_once('/')?;
+    let folder = match dir.rsplit_once('/') {
+        Some((folder, sub)) if sub == "cur" || sub == "new" => folder,
+        None if dir == "cur" || dir == "new" => "",
+        _ => return None,
+    };
+    Some(identity(folder, name))
 }
 
 /// Whether `dir` looks like a maildir folder (has cur/ and new/).
@@ -318,6 +344,9 @@ pub struct MaildirSink {
     root: PathBuf,
     made: HashSet<String>,
     pending: atomic::DeferredSync,
+    /// Per output folder, listed on first need: the files an earlier run left in its cur/ and
+    /// new/, by [`MaildirMeta::identity`] (`None`: more than one file has it).
+    earlier: HashMap<String, HashMap<String, Option<PathBuf>>>,
 }
 
 impl MaildirSink {
@@ -326,6 +355,7 @@ impl MaildirSink {
             root: root.to_path_buf(),
             made: HashSet::new(),
             pending: atomic::DeferredSync::default(),
+            earlier: HashMap::new(),
         };
         s.ensure_folder("")?;
         Ok(s)
@@ -390,6 +420,29 @@ impl MaildirSink {
     }
 }
 
+/// The message files in `dir`'s cur/ and new/ by identity (`None` where two share one), for
+/// [`MaildirSink::rename_earlier`]. Temporary files of a killed run are left out.
+fn identities_in(dir: &Path, folder: &str) -> HashMap<String, Option<PathBuf>> {
+    let mut map: HashMap<String, Option<PathBuf>> = HashMap::new();
+    for sub in [MaildirSub::Cur, MaildirSub::New] {
+        let Ok(entries) = fs::read_dir(dir.join(sub.as_str())) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(atomic::TEMP_PREFIX) {
+                continue;
+            }
+            map.entry(identity(folder, &name))
+                .and_modify(|p| *p = None)
+                .or_insert_with(|| Some(e.path()));
+        }
+    }
+    map
+}
+
 /// Maildir++ folder name for a PST folder path: ".A.B"; dots and slashes inside a name become
 /// "_" because "." is the hierarchy separator.
 pub fn pst_folder_name(path: &[String]) -> String {
@@ -438,6 +491,39 @@ impl Sink for MaildirSink {
         self.pending.write_item_streamed(&dest, meta, fill)
     }
 
+    fn rename_earlier(&mut self, meta: &Meta) -> Result<bool, Error> {
+        let Location::Maildir(m) = &meta.location else {
+            return Ok(false);
+        };
+        let Some(identity) = m.identity() else {
+            return Ok(false);
+        };
+        let (folder, sub, name) = self.target(meta)?;
+        let Some(sub) = sub else {
+            return Ok(false);
+        };
+        let dir = if folder.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(&folder)
+        };
+        let dest = dir.join(sub.as_str()).join(&name);
+        let index = self
+            .earlier
+            .entry(folder.clone())
+            .or_insert_with(|| identities_in(&dir, &folder));
+        let Some(Some(from)) = index.remove(&identity) else {
+            return Ok(false);
+        };
+        if from == dest || dest.exists() || !from.is_file() {
+            return Ok(false);
+        }
+        self.pending
+            .rename(&from, &dest)
+            .map_err(|e| Error::io_path(&dest, "rename", e))?;
+        Ok(true)
+    }
+
     fn already_written(&self, meta: &Meta) -> bool {
         match self.target(meta) {
             Ok((folder, sub, name)) => {
@@ -469,6 +555,70 @@ impl Sink for MaildirSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta(folder: &str, sub: Option<MaildirSub>, name: &str) -> MaildirMeta {
+        MaildirMeta {
+            folder: folder.into(),
+            sub,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_message_keeps_its_identity_through_new_cur_and_flags() {
+        let seen = meta("", Some(MaildirSub::Cur), "123.host:2,S");
+        let fresh = meta("", Some(MaildirSub::New), "123.host");
+        let replied = meta("", Some(MaildirSub::Cur), "123.host:2,RS");
+        assert_eq!(seen.identity(), fresh.identity());
+        assert_eq!(seen.identity(), replied.identity());
+        let sub = meta(".Sub", Some(MaildirSub::Cur), "123.host:2,S");
+        assert_ne!(
+            sub.identity(),
+            seen.identity(),
+            "another folder, another message"
+        );
+        for m in [&seen, &fresh, &replied, &sub] {
+            assert_eq!(identity_of_id(&m.id()), m.identity(), "{}", m.id());
+        }
+        let bookkeeping = meta(".Sub", None, "dovecot-uidlist");
+        assert_eq!(bookkeeping.identity(), None);
+        assert_eq!(identity_of_id(&bookkeeping.id()), None);
+        assert_eq!(identity_of_id("dovecot-uidlist"), None);
+    }
+
+    #[test]
+    fn an_earlier_copy_is_renamed_to_the_name_the_message_has_now() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("out");
+        let at = |m: &MaildirMeta| Meta {
+            location: Location::Maildir(m.clone()),
+            mtime: None,
+        };
+        let fresh = meta(".Sub", Some(MaildirSub::New), "1.h");
+        let twin = meta(".Sub", Some(MaildirSub::Cur), "2.h:2,S");
+        let mut sink = MaildirSink::create(&root).unwrap();
+        sink.write(&at(&fresh), b"one").unwrap();
+        sink.write(&at(&twin), b"two").unwrap();
+        // Two files with one identity: which is the earlier copy is unknown.
+        sink.write(&at(&meta(".Sub", Some(MaildirSub::New), "2.h")), b"two")
+            .unwrap();
+        sink.sync().unwrap();
+        drop(sink);
+
+        let mut sink = MaildirSink::create(&root).unwrap();
+        let seen = meta(".Sub", Some(MaildirSub::Cur), "1.h:2,S");
+        assert!(sink.rename_earlier(&at(&seen)).unwrap());
+        sink.sync().unwrap();
+        assert_eq!(fs::read(root.join(".Sub/cur/1.h:2,S")).unwrap(), b"one");
+        assert!(!root.join(".Sub/new/1.h").exists());
+        // Once only; an unknown message and an ambiguous one are not renamed.
+        assert!(!sink.rename_earlier(&at(&seen)).unwrap());
+        let other = meta(".Sub", Some(MaildirSub::Cur), "9.h:2,S");
+        assert!(!sink.rename_earlier(&at(&other)).unwrap());
+        let ambiguous = meta(".Sub", Some(MaildirSub::Cur), "2.h:2,RS");
+        assert!(!sink.rename_earlier(&at(&ambiguous)).unwrap());
+        assert!(root.join(".Sub/cur/2.h:2,S").exists() && root.join(".Sub/new/2.h").exists());
+    }
 
     fn mk(root: &Path, rel: &str, data: &[u8], secs: u64) {
         let p = root.join(rel);

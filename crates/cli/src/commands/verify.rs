@@ -81,7 +81,9 @@ fn match_key(item: &Item) -> String {
             {
                 return format!("{}#N{node}", m.folder);
             }
-            item.id.clone()
+            // A message a mail client has since moved from new/ to cur/ or flagged is still
+            // the same message.
+            m.identity().unwrap_or_else(|| item.id.clone())
         }
         _ => item.id.clone(),
     }
@@ -314,6 +316,12 @@ fn verify_box(
     };
     let outputs = index_output(&out_path, single)?;
     let indexed = format == Format::Mbox;
+    // Journaled Maildir messages by identity, for those renamed since they were decrypted.
+    let renamed = if format == Format::Maildir {
+        jr.maildir_identities()
+    } else {
+        HashMap::new()
+    };
     let source = unseal_mailbox::open(input, format).map_err(|e| e.to_string())?;
     for it in source {
         let it = match it {
@@ -348,7 +356,14 @@ fn verify_box(
         rec.bytes_in = Some(bytes.len() as u64);
         rec.sha256_in = Some(sha_in.clone());
         let encrypted = has_envelope(it.kind, bytes);
-        let entry = jr.entries.get(&it.id);
+        let entry = jr.entries.get(&it.id).or_else(|| {
+            let Location::Maildir(m) = &it.meta.location else {
+                return None;
+            };
+            renamed
+                .get(&m.identity()?)
+                .and_then(|old| jr.entries.get(old))
+        });
         let key = if single.is_some() {
             String::new()
         } else {
