@@ -124,8 +124,18 @@ impl Journal {
     /// Reads what an earlier run journaled (nothing if there is no journal), for a run that
     /// will append: an unreadable tail (a line torn by a crash, or anything after a damaged
     /// line) is cut so later appends start on a line boundary; the items it held are done again.
+    /// A damaged journal is first copied aside whole (`<B>.jsonl.damaged-<time>`), as evidence.
     pub fn read(path: &Path) -> Result<Journal, String> {
-        let (j, good_end, len, _) = Self::parse(path)?;
+        let (j, good_end, len, damaged) = Self::parse(path)?;
+        if damaged {
+            let mut aside = path.to_path_buf().into_os_string();
+            aside.push(format!(
+                ".damaged-{}",
+                crate::report::now_iso().replace(':', "")
+            ));
+            std::fs::copy(path, &aside)
+                .map_err(|e| format!("{}: cannot keep the damaged journal: {e}", path.display()))?;
+        }
         if good_end < len {
             let f = OpenOptions::new()
                 .write(true)
@@ -383,9 +393,17 @@ mod tests {
         let e = Journal::read_only(&p).err().expect("damage is an error");
         assert!(e.contains("journal damaged at line 1 (byte 0)"), "{e}");
         assert_eq!(std::fs::read(&p).unwrap(), data, "verify must not repair");
-        // A run that appends still cuts it, and does that item and the rest again.
+        // A run that appends still cuts it, and does that item and the rest again; the
+        // damaged journal is kept beside it.
         let j = Journal::read(&p).unwrap();
         assert!(j.entries.is_empty());
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
+        let kept: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|q| q.to_string_lossy().contains("x.mbox.jsonl.damaged-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(std::fs::read(&kept[0]).unwrap(), data);
     }
 }
