@@ -54,6 +54,19 @@ fn run(input: &Path, out: &Path) -> (i32, serde_json::Value) {
     (a.get_output().status.code().unwrap(), lines[0].clone())
 }
 
+/// Decrypting `p7m` exits 1 with `status` and a reason that says `why`; the original is copied
+/// unchanged, so `verify` finds it still encrypted.
+fn fails_and_stays_encrypted(p7m: &Path, out: &Path, status: &str, why: &str) {
+    let (code, rec) = run(p7m, out);
+    assert_eq!(code, 1, "{rec}");
+    assert_eq!(rec["status"], status, "{rec}");
+    let reason = rec["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(why), "{rec}");
+    let v = verify(p7m, out).assert().code(1);
+    let err = String::from_utf8_lossy(&v.get_output().stderr).to_string();
+    assert!(err.contains("1 still encrypted"), "{err}");
+}
+
 #[test]
 fn a_p7m_holding_a_message_encrypted_again_is_opened_layer_by_layer() {
     let t = tempfile::tempdir().unwrap();
@@ -85,20 +98,12 @@ fn a_p7m_whose_inner_message_lacks_its_key_is_not_called_decrypted() {
     if !encrypt(&inner, &p7m, "rsa2048.cert.pem", true) {
         return;
     }
-    let out = t.path().join("out");
-    let (code, rec) = run(&p7m, &out);
-    assert_eq!(code, 1, "{rec}");
-    assert_eq!(rec["status"], "no_key", "{rec}");
-    assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .contains("message whose own envelope did not open"),
-        "{rec}"
+    fails_and_stays_encrypted(
+        &p7m,
+        &t.path().join("out"),
+        "no_key",
+        "message whose own envelope did not open",
     );
-    let v = verify(&p7m, &out).assert().code(1);
-    let err = String::from_utf8_lossy(&v.get_output().stderr).to_string();
-    assert!(err.contains("1 still encrypted"), "{err}");
 }
 
 #[test]
@@ -118,18 +123,12 @@ fn a_p7m_whose_content_is_an_envelope_in_base64_fails() {
     if !encrypt(&text, &p7m, "rsa2048.cert.pem", true) {
         return;
     }
-    let out = t.path().join("out");
-    let (code, rec) = run(&p7m, &out);
-    assert_eq!(code, 1, "{rec}");
-    assert_eq!(rec["status"], "failed", "{rec}");
-    assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .contains("its content still shows an envelope"),
-        "{rec}"
+    fails_and_stays_encrypted(
+        &p7m,
+        &t.path().join("out"),
+        "failed",
+        "its content still shows an envelope",
     );
-    verify(&p7m, &out).assert().code(1);
 }
 
 #[test]
@@ -171,18 +170,10 @@ fn an_encrypted_then_signed_p7m_fails_in_scan_decrypt_and_verify() {
         .code(1);
     let lines = report_lines(&scan);
     assert_eq!(lines[0]["status"], "failed", "{}", lines[0]);
-    let out = t.path().join("out");
-    let (code, rec) = run(&p7m, &out);
-    assert_eq!(code, 1, "{rec}");
-    assert_eq!(rec["status"], "failed", "{rec}");
-    assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .contains("encrypted, then signed"),
-        "{rec}"
+    fails_and_stays_encrypted(
+        &p7m,
+        &t.path().join("out"),
+        "failed",
+        "encrypted, then signed",
     );
-    let v = verify(&p7m, &out).assert().code(1);
-    let err = String::from_utf8_lossy(&v.get_output().stderr).to_string();
-    assert!(err.contains("1 still encrypted"), "{err}");
 }

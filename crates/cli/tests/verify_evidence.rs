@@ -12,6 +12,13 @@ fn stdout(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stdout).to_string()
 }
 
+/// Runs a `verify` that must exit 1 with the NOT safe verdict; its output.
+fn not_safe(cmd: &mut assert_cmd::Command) -> String {
+    let text = stdout(&cmd.assert().code(1));
+    assert!(text.contains("NOT safe"), "{text}");
+    text
+}
+
 fn journal_of(out: &Path, name: &str) -> std::path::PathBuf {
     out.join(".unseal-journal").join(format!("{name}.jsonl"))
 }
@@ -36,14 +43,8 @@ fn a_decrypted_copy_without_a_journal_entry_is_unchecked_not_safe() {
     assert_ne!(kept, journal);
     std::fs::write(&jpath, &kept).unwrap();
     let report = t.path().join("verify.jsonl");
-    let v = verify(&mbox, &out)
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .code(1);
-    let text = stdout(&v);
+    let text = not_safe(verify(&mbox, &out).arg("--report").arg(&report));
     assert!(text.contains("box.mbox#1: unchecked"), "{text}");
-    assert!(text.contains("NOT safe"), "{text}");
     let lines = report_lines(&report);
     assert_eq!(lines[1]["status"], "unchecked");
     assert_eq!(lines[0]["status"], "ok");
@@ -53,12 +54,7 @@ fn a_decrypted_copy_without_a_journal_entry_is_unchecked_not_safe() {
     // No journal at all: every decrypted copy unchecked, the plain one still ok; and the
     // verdict does not claim that nothing was encrypted.
     std::fs::remove_dir_all(out.join(".unseal-journal")).unwrap();
-    let v = verify(&mbox, &out)
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .code(1);
-    let text = stdout(&v);
+    let text = not_safe(verify(&mbox, &out).arg("--report").arg(&report));
     assert!(!text.contains("no encrypted item found"), "{text}");
     let lines = report_lines(&report);
     let counts = &lines[n]["summary"]["counts"];
@@ -89,10 +85,8 @@ fn a_damaged_journal_is_not_evidence_and_verify_leaves_it_as_it_was() {
         })
         .collect();
     std::fs::write(&jpath, &damaged).unwrap();
-    let v = verify(&mbox, &out).assert().code(1);
-    let text = stdout(&v);
+    let text = not_safe(&mut verify(&mbox, &out));
     assert!(text.contains("journal damaged at line 3"), "{text}");
-    assert!(text.contains("NOT safe"), "{text}");
     assert_eq!(std::fs::read_to_string(&jpath).unwrap(), damaged);
 
     // A torn last line (a run killed while writing it) is no damage: that item was never
@@ -100,8 +94,7 @@ fn a_damaged_journal_is_not_evidence_and_verify_leaves_it_as_it_was() {
     let mut torn: String = journal.lines().take(3).map(|l| format!("{l}\n")).collect();
     torn.push_str(r#"{"t":"item","id":"2","sta"#);
     std::fs::write(&jpath, &torn).unwrap();
-    let v = verify(&mbox, &out).assert().code(1);
-    let text = stdout(&v);
+    let text = not_safe(&mut verify(&mbox, &out));
     assert!(!text.contains("journal damaged"), "{text}");
     assert!(text.contains("box.mbox#2: unchecked"), "{text}");
     assert!(!text.contains("box.mbox#0:"), "{text}");
@@ -118,8 +111,7 @@ fn a_journal_written_for_another_input_of_the_same_name_is_refused() {
     write_mbox(&b.join("box.mbox"), 1, &[plain(7)]);
     let out = t.path().join("out");
     decrypt(&a.join("box.mbox"), &out).assert().code(0);
-    let v = verify(&b.join("box.mbox"), &out).assert().code(1);
-    let text = stdout(&v);
+    let text = not_safe(&mut verify(&b.join("box.mbox"), &out));
     assert!(text.contains("written for another input"), "{text}");
     verify(&a.join("box.mbox"), &out).assert().code(0);
 }
@@ -145,17 +137,15 @@ fn two_inputs_that_would_share_an_output_do_not_vouch_for_each_other() {
         .arg(&out)
         .assert()
         .code(1);
-    let v = unseal()
-        .arg("verify")
-        .arg(&p7m)
-        .arg(&eml)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
-    let text = stdout(&v);
+    let text = not_safe(
+        unseal()
+            .arg("verify")
+            .arg(&p7m)
+            .arg(&eml)
+            .arg("--out")
+            .arg(&out),
+    );
     assert!(text.contains("x.eml"), "{text}");
-    assert!(text.contains("NOT safe"), "{text}");
 }
 
 #[test]
@@ -179,8 +169,8 @@ fn in_place_with_its_journal_elsewhere_verifies_with_journal_dir() {
         .code(0);
     let original = backup.join("box.mbox");
     // Without the journal the copies are unproven; with it, safe.
-    let v = verify(&original, &mail).assert().code(1);
-    assert!(stdout(&v).contains("unchecked"), "{}", stdout(&v));
+    let text = not_safe(&mut verify(&original, &mail));
+    assert!(text.contains("unchecked"), "{text}");
     verify(&original, &mail)
         .arg("--journal")
         .arg(&jr)
@@ -189,12 +179,8 @@ fn in_place_with_its_journal_elsewhere_verifies_with_journal_dir() {
     // And a change to the replaced mailbox is caught.
     let text = std::fs::read_to_string(&mbox).unwrap();
     std::fs::write(&mbox, text.replacen("Subject:", "Subject: X", 1)).unwrap();
-    let v = verify(&original, &mail)
-        .arg("--journal")
-        .arg(&jr)
-        .assert()
-        .code(1);
-    assert!(stdout(&v).contains("mismatch"), "{}", stdout(&v));
+    let text = not_safe(verify(&original, &mail).arg("--journal").arg(&jr));
+    assert!(text.contains("mismatch"), "{text}");
 }
 
 /// An mbox framed by Content-Length headers (mboxcl2, as Solaris mail tools wrote) has those
@@ -236,12 +222,8 @@ fn a_content_length_mbox_verifies_after_its_headers_are_rewritten() {
         written.replacen("Subject:", "Subject: X", 1),
     )
     .unwrap();
-    let v = verify(&mbox, &out).assert().code(1);
-    assert!(
-        stdout(&v).contains("cl2.mbox#0: mismatch"),
-        "{}",
-        stdout(&v)
-    );
+    let text = not_safe(&mut verify(&mbox, &out));
+    assert!(text.contains("cl2.mbox#0: mismatch"), "{text}");
 }
 
 /// A live Maildir: after the night's run the user reads mail, so the client moves messages
@@ -291,6 +273,6 @@ fn maildir_messages_renamed_by_a_mail_client_stay_verified_and_are_not_duplicate
 
     // A message whose content changed under the same name is not taken for the old one.
     std::fs::write(md.join("cur/100.host:2,S"), msg("aes256-cbc.ber.eml")).unwrap();
-    let v = verify(&md, &out).assert().code(1);
-    assert!(stdout(&v).contains("md/cur/100.host:2,S"), "{}", stdout(&v));
+    let text = not_safe(&mut verify(&md, &out));
+    assert!(text.contains("md/cur/100.host:2,S"), "{text}");
 }
