@@ -81,6 +81,9 @@ pub fn msg_to_mime(bytes: &[u8]) -> Result<MsgConverted, MsgError> {
     })
 }
 
+/// PidTagAttachMethod of an OLE object.
+const ATTACH_OLE: i64 = 6;
+
 /// Nesting limit for embedded messages.
 const MAX_EMBED_DEPTH: usize = 16;
 
@@ -118,6 +121,30 @@ impl MsgReader<'_> {
         Ok(entries
             .map(|e| (e.name().to_owned(), e.is_storage()))
             .collect())
+    }
+
+    /// Every stream below a storage, depth first in name order, end to end (an OLE object's
+    /// `\x01Ole10Native`, `CONTENTS` and the rest), at most the file's size in all.
+    fn storage_bytes(&mut self, path: &Path, depth: usize) -> Result<Vec<u8>, MsgError> {
+        let mut out = Vec::new();
+        if depth > MAX_EMBED_DEPTH {
+            return Ok(out);
+        }
+        let mut children = self.children(path)?;
+        children.sort();
+        for (name, is_storage) in children {
+            let part = if is_storage {
+                self.storage_bytes(&path.join(&name), depth + 1)?
+            } else {
+                self.stream(&path.join(&name))?
+            };
+            out.extend_from_slice(&part);
+            if out.len() as u64 > self.limit {
+                out.truncate(self.limit as usize);
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn stream(&mut self, path: &Path) -> Result<Vec<u8>, MsgError> {
@@ -243,7 +270,12 @@ impl MsgReader<'_> {
             let embedded = achildren
                 .iter()
                 .any(|(n, s)| *s && n.eq_ignore_ascii_case("__substg1.0_3701000D"));
-            let content = if embedded && depth < MAX_EMBED_DEPTH {
+            // An OLE object (attach method 6) keeps its data in that storage too, but it is no
+            // message: its streams are the attachment's bytes, so nothing in them is lost.
+            let ole = props.int(tag::ATTACH_METHOD) == Some(ATTACH_OLE);
+            let content = if embedded && ole {
+                AttachmentContent::Bytes(self.storage_bytes(&adir.join("__substg1.0_3701000D"), 0)?)
+            } else if embedded && depth < MAX_EMBED_DEPTH {
                 let inner =
                     self.message(&adir.join("__substg1.0_3701000D"), 24, depth + 1, codepage)?;
                 AttachmentContent::Message(Box::new(inner))

@@ -153,3 +153,67 @@ fn smime_msg_without_transport_headers() {
     assert_eq!(m.subject(), Some("secret"));
     assert_eq!(m.parts[0].contents(), der);
 }
+
+/// An attachment storage with `__properties_version1.0` (attach method `method`) and name.
+fn attachment(b: &mut Builder, n: u32, method: u64, name: &str) -> String {
+    let dir = format!("/__attach_version1.0_#{n:08X}");
+    b.storage(&dir);
+    let mut ap = vec![0u8; 8];
+    ap.extend(fixed(0x3705_0003, method));
+    b.stream(&format!("{dir}/__properties_version1.0"), &ap);
+    b.stream(&format!("{dir}/__substg1.0_3707001F"), &utf16(name));
+    dir
+}
+
+fn decoded_parts(mime: &[u8]) -> Vec<Vec<u8>> {
+    let m = MessageParser::default().parse(mime).expect("parse");
+    m.parts.iter().map(|p| p.contents().to_vec()).collect()
+}
+
+/// An S/MIME .msg carries one payload; a second attachment, which may hold an envelope of its
+/// own, is kept beside it (multipart/mixed) instead of being dropped.
+#[test]
+fn smime_msg_keeps_every_other_attachment() {
+    let mut b = Builder::new();
+    b.stream("/__properties_version1.0", &[0u8; 32]);
+    b.stream("/__substg1.0_001A001F", &utf16("IPM.Note.SMIME"));
+    let first = attachment(&mut b, 0, 1, "smime.p7m");
+    let der = [
+        0x30, 0x0D, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03, 0xA0, 0x00,
+    ];
+    b.stream(&format!("{first}/__substg1.0_37010102"), &der);
+    let second = attachment(&mut b, 1, 1, "second.p7m");
+    let other = b"another envelope's bytes".to_vec();
+    b.stream(&format!("{second}/__substg1.0_37010102"), &other);
+    let out = msg_to_mime(&b.finish()).expect("convert");
+    assert!(out.is_smime);
+    let text = String::from_utf8_lossy(&out.mime);
+    assert!(text.contains("Content-Type: multipart/mixed"), "{text}");
+    let parts = decoded_parts(&out.mime);
+    assert!(parts.contains(&der.to_vec()), "the payload is there");
+    assert!(parts.contains(&other), "the second attachment is there");
+}
+
+/// An OLE object (attach method 6) keeps its data as a storage named like an embedded
+/// message's; its streams become the attachment's bytes, so an envelope inside is not lost.
+#[test]
+fn an_ole_attachment_is_kept_as_its_streams_bytes() {
+    let mut b = Builder::new();
+    b.stream("/__properties_version1.0", &[0u8; 32]);
+    b.stream("/__substg1.0_001A001F", &utf16("IPM.Note"));
+    b.stream("/__substg1.0_1000001F", &utf16("see the object"));
+    let dir = attachment(&mut b, 0, 6, "Package");
+    let storage = format!("{dir}/__substg1.0_3701000D");
+    b.storage(&storage);
+    let native = b"\x01Ole10Native wrapped bytes: an envelope could be here".to_vec();
+    b.stream(&format!("{storage}/\u{1}Ole10Native"), &native);
+    b.stream(&format!("{storage}/\u{1}CompObj"), b"compobj");
+    let out = msg_to_mime(&b.finish()).expect("convert");
+    let parts = decoded_parts(&out.mime);
+    let joined = parts.concat();
+    assert!(
+        joined.windows(native.len()).any(|w| w == native.as_slice()),
+        "the OLE stream's bytes are in the MIME: {:?}",
+        String::from_utf8_lossy(&out.mime)
+    );
+}

@@ -40,28 +40,52 @@ fn build_at(msg: &MapiMessage, depth: usize) -> Built {
     let mut out = Vec::new();
     write_header(msg, &mut out);
 
-    if let Some(payload) = smime_payload(msg, class_is_smime) {
-        match payload {
-            SmimePayload::Entity(entity) => {
+    if let Some((payload, chosen)) = smime_payload(msg, class_is_smime) {
+        // Outlook stores an S/MIME message as its one attachment. Any other attachment is kept
+        // beside it (multipart/mixed), not dropped: it may hold an envelope of its own.
+        let others: Vec<Part> = msg
+            .attachments
+            .iter()
+            .filter(|a| !std::ptr::eq(*a, chosen) && !matches!(a.content, AttachmentContent::None))
+            .map(|a| attachment_part(a, depth))
+            .collect();
+        let part = match payload {
+            // Verbatim: a signed entity's bytes must not change.
+            SmimePayload::Entity(entity) if others.is_empty() => {
                 if !entity_has_field(entity, b"mime-version") {
                     out.extend_from_slice(b"MIME-Version: 1.0\r\n");
                 }
                 out.extend_from_slice(entity);
+                return Built {
+                    mime: out,
+                    message_class,
+                    is_smime: true,
+                };
             }
+            SmimePayload::Entity(entity) => entity_part(entity),
             SmimePayload::Cms(der) => {
-                out.extend_from_slice(b"MIME-Version: 1.0\r\n");
                 let smime_type = cms_smime_type(&der);
-                out.extend_from_slice(
-                    format!(
+                let mut body = Vec::new();
+                base64_lines(&der, &mut body);
+                Part {
+                    headers: format!(
                         "Content-Type: application/pkcs7-mime; smime-type={smime_type}; name=\"smime.p7m\"\r\n\
                          Content-Transfer-Encoding: base64\r\n\
-                         Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-                base64_lines(&der, &mut out);
+                         Content-Disposition: attachment; filename=\"smime.p7m\"\r\n"
+                    ),
+                    body,
+                }
             }
-        }
+        };
+        let entity = if others.is_empty() {
+            part
+        } else {
+            let mut parts = vec![part];
+            parts.extend(others);
+            multipart("mixed", &parts)
+        };
+        out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+        entity.write(&mut out);
         return Built {
             mime: out,
             message_class,
@@ -323,7 +347,11 @@ fn attachment_name(a: &MapiAttachment) -> Option<&str> {
         .or_else(|| a.props.text(tag::DISPLAY_NAME))
 }
 
-fn smime_payload(msg: &MapiMessage, class_is_smime: bool) -> Option<SmimePayload<'_>> {
+/// The S/MIME payload and the attachment it came from.
+fn smime_payload(
+    msg: &MapiMessage,
+    class_is_smime: bool,
+) -> Option<(SmimePayload<'_>, &MapiAttachment)> {
     let looks_smime = |a: &MapiAttachment| {
         let name = attachment_name(a).unwrap_or("").to_ascii_lowercase();
         let mime = a
@@ -362,10 +390,10 @@ fn smime_payload(msg: &MapiMessage, class_is_smime: bool) -> Option<SmimePayload
     };
     let data = bytes_of(candidate)?;
     if is_mime_entity(data) {
-        return Some(SmimePayload::Entity(data));
+        return Some((SmimePayload::Entity(data), candidate));
     }
     if data.first() == Some(&0x30) {
-        return Some(SmimePayload::Cms(data.to_vec()));
+        return Some((SmimePayload::Cms(data.to_vec()), candidate));
     }
     // Some tools store the p7m base64-encoded.
     let compact: Vec<u8> = data
@@ -373,10 +401,26 @@ fn smime_payload(msg: &MapiMessage, class_is_smime: bool) -> Option<SmimePayload
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    match B64.decode(&compact) {
-        Ok(der) if der.first() == Some(&0x30) => Some(SmimePayload::Cms(der)),
-        _ if class_is_smime => Some(SmimePayload::Cms(data.to_vec())),
-        _ => None,
+    let payload = match B64.decode(&compact) {
+        Ok(der) if der.first() == Some(&0x30) => SmimePayload::Cms(der),
+        _ if class_is_smime => SmimePayload::Cms(data.to_vec()),
+        _ => return None,
+    };
+    Some((payload, candidate))
+}
+
+/// A complete MIME entity (header block, blank line, body) as a [`Part`].
+fn entity_part(entity: &[u8]) -> Part {
+    let (head, body) = match memchr::memmem::find(entity, b"\r\n\r\n") {
+        Some(i) => (&entity[..i + 2], &entity[i + 4..]),
+        None => match memchr::memmem::find(entity, b"\n\n") {
+            Some(i) => (&entity[..i + 1], &entity[i + 2..]),
+            None => (entity, &[][..]),
+        },
+    };
+    Part {
+        headers: String::from_utf8_lossy(head).into_owned(),
+        body: body.to_vec(),
     }
 }
 

@@ -123,6 +123,8 @@ pub(crate) mod tag {
     pub const EMAIL_ADDRESS: u16 = 0x3003;
     pub const CREATION_TIME: u16 = 0x3007;
     pub const ATTACH_DATA: u16 = 0x3701;
+    /// PidTagAttachMethod: 5 an embedded message, 6 an OLE object ([MS-OXCMSG] 2.2.2.9).
+    pub const ATTACH_METHOD: u16 = 0x3705;
     pub const ATTACH_FILENAME: u16 = 0x3704;
     pub const ATTACH_LONG_FILENAME: u16 = 0x3707;
     pub const ATTACH_MIME_TAG: u16 = 0x370E;
