@@ -70,6 +70,19 @@ pub fn mentions_smime(data: &[u8]) -> bool {
             .any(|s| memchr::memmem::find(data, s).is_some())
 }
 
+/// Whether a line of `data` starts a uuencoded block (`begin 644 name`): old mailers attach
+/// files so, and an envelope inside one shows neither its OID nor base64. (The CLI decodes and
+/// searches such blocks in the files it reads; this is for the files a reader passes over.)
+pub fn mentions_uuencode(data: &[u8]) -> bool {
+    memchr::memmem::find_iter(data, b"begin ").any(|i| {
+        (i == 0 || data[i - 1] == b'\n')
+            && data.get(i + 6..i + 10).is_some_and(|m| {
+                m[..3].iter().all(|b| (b'0'..=b'7').contains(b))
+                    && (m[3] == b' ' || (b'0'..=b'7').contains(&m[3]))
+            })
+    })
+}
+
 /// The compression format whose magic number starts `data` (gzip, bzip2, xz, zstd, zip, 7z),
 /// if any. Dovecot's zlib/mail_compress plugins store Maildir messages this way, and an
 /// archive may hold mail: what unseal cannot open it must not take for plain.

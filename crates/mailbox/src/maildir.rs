@@ -286,10 +286,12 @@ fn stray_smime(
         let Ok(body) = load_file(entry.path()) else {
             continue;
         };
-        if crate::detect::mentions_smime(body.bytes()) {
+        if crate::detect::mentions_smime(body.bytes())
+            || crate::detect::mentions_uuencode(body.bytes())
+        {
             out.push(Err(Error::unsupported(
                 rel.display(),
-                "looks like S/MIME (pkcs7-mime, .p7m or an envelope) but is not a message of this Maildir (only cur/ \
+                "looks like S/MIME (pkcs7-mime, .p7m, an envelope or a uuencoded block) but is not a message of this Maildir (only cur/ \
                  and new/ of the top and of .Folder folders are); it is not decrypted or copied. \
                  Move it into a cur/ folder, or decrypt it as an input of its own",
             )));
@@ -740,6 +742,41 @@ mod tests {
             let e = got[i].as_ref().unwrap_err();
             assert!(e.starts_with(&format!("{rel}: looks like S/MIME")), "{e}");
         }
+    }
+
+    #[test]
+    fn uuencoded_and_compressed_files_outside_cur_and_new_are_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let md = d.path().join("md");
+        let uu: &[u8] = b"Subject: s\n\nhere:\nbegin 644 x.bin\nM,(`&\n`\nend\n";
+        let not_uu: &[u8] = b"Subject: s\n\nwe begin 644 tomorrow\n";
+        let files: [(&str, &[u8]); 5] = [
+            ("cur/1.a:2,S", b"Subject: plain\n\nhi\n"),
+            ("new/.keep", b""),
+            ("tmp/2.a", uu),
+            ("archive/cur/3.a:2,S", b"\x28\xb5\x2f\xfd zstd frame"),
+            ("archive/cur/4.a:2,S", not_uu),
+        ];
+        crate::write_test_files(&md, &files);
+        let got: Vec<Result<String, String>> = MaildirReader::open(&md)
+            .unwrap()
+            .map(|r| r.map(|i| i.id).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], Ok("cur/1.a:2,S".into()));
+        let errors: Vec<&String> = got.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("archive/cur/3.a:2,S: zstd-compressed")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("tmp/2.a: looks like S/MIME")),
+            "{errors:?}"
+        );
     }
 
     #[test]
