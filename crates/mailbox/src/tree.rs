@@ -30,19 +30,30 @@ fn is_msg(p: &Path) -> bool {
 }
 
 /// An Outlook .msg in a tree: S/MIME ones are converted to MIME and written back as `.eml`
-/// (`a.msg.eml` if an `a.eml` already sits beside it) so they can be decrypted; all others,
+/// (`a.msg.eml` if an `a.eml` already sits beside it, `a.msg.1.eml` if that does too, and so
+/// on) so they can be decrypted; all others,
 /// including ones that fail to parse, are copied unchanged — converting a plain .msg would only
 /// lose Outlook-specific properties.
 fn msg_item(path: &Path, rel: PathBuf, body: Body) -> (ItemKind, PathBuf, Body) {
     match crate::msg::msg_to_mime(body.bytes()) {
         Ok(c) if c.is_smime => {
-            let out = if path.with_extension("eml").exists() {
-                let mut n = rel.clone().into_os_string();
-                n.push(".eml");
-                PathBuf::from(n)
-            } else {
-                rel.with_extension("eml")
+            // The first of a.eml, a.msg.eml, a.msg.1.eml, ... that no file beside it has.
+            let free = |r: &Path| {
+                !path
+                    .with_file_name(r.file_name().unwrap_or_default())
+                    .exists()
             };
+            let out = std::iter::once(rel.with_extension("eml"))
+                .chain((0..100).map(|i| {
+                    let mut n = rel.clone().into_os_string();
+                    if i > 0 {
+                        n.push(format!(".{i}"));
+                    }
+                    n.push(".eml");
+                    PathBuf::from(n)
+                }))
+                .find(|r| free(r))
+                .unwrap_or_else(|| rel.with_extension("eml"));
             (ItemKind::Message, out, Body::Owned(c.mime))
         }
         _ => (ItemKind::Passthrough, rel, body),
@@ -223,6 +234,9 @@ pub struct TreeSink {
     /// Folders made (or found) so far: each is created once, not for every item (a `mkdir` and a
     /// `stat` a message otherwise).
     made: std::collections::HashSet<PathBuf>,
+    /// Files written by this run: a second item that maps to one of them (two inputs, one
+    /// output name) is refused instead of replacing the first one's copy.
+    written: std::collections::HashSet<PathBuf>,
     pending: atomic::DeferredSync,
 }
 
@@ -233,6 +247,7 @@ impl TreeSink {
         Ok(TreeSink {
             root: root.to_path_buf(),
             made: std::collections::HashSet::new(),
+            written: std::collections::HashSet::new(),
             pending: atomic::DeferredSync::default(),
         })
     }
@@ -260,6 +275,13 @@ impl TreeSink {
     /// The item's output path, its folder created.
     fn prepare(&mut self, meta: &Meta) -> Result<PathBuf, Error> {
         let dest = self.target(meta)?;
+        if self.written.contains(&dest) {
+            return Err(Error::unsupported(
+                dest.display(),
+                "another item of this folder was already written under this name by this run; \
+                 not overwritten (rename one of the two inputs)",
+            ));
+        }
         let dir = atomic::parent_dir(&dest);
         if !self.made.contains(dir) {
             atomic::create_dir_all_private(dir)
@@ -273,7 +295,9 @@ impl TreeSink {
 impl Sink for TreeSink {
     fn write(&mut self, meta: &Meta, body: &[u8]) -> Result<(), Error> {
         let dest = self.prepare(meta)?;
-        self.pending.write_item(&dest, meta, body)
+        self.pending.write_item(&dest, meta, body)?;
+        self.written.insert(dest);
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), Error> {
@@ -286,7 +310,11 @@ impl Sink for TreeSink {
 
     fn write_streamed(&mut self, meta: &Meta, fill: &mut Fill<'_>) -> Result<Filled, Error> {
         let dest = self.prepare(meta)?;
-        self.pending.write_item_streamed(&dest, meta, fill)
+        let filled = self.pending.write_item_streamed(&dest, meta, fill)?;
+        if filled.is_ok() {
+            self.written.insert(dest);
+        }
+        Ok(filled)
     }
 
     fn already_written(&self, meta: &Meta) -> bool {
@@ -309,6 +337,27 @@ mod tests {
     use super::*;
     use std::fs;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_second_item_for_a_name_already_written_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut sink = TreeSink::create(&d.path().join("out")).unwrap();
+        let meta = Meta {
+            location: Location::Tree {
+                rel_path: PathBuf::from("sub/a.eml"),
+            },
+            mtime: None,
+        };
+        sink.write(&meta, b"the decrypted one").unwrap();
+        let e = sink.write(&meta, b"a plain file of that name").unwrap_err();
+        assert!(
+            e.to_string().contains("already written under this name"),
+            "{e}"
+        );
+        sink.sync().unwrap();
+        let kept = fs::read(d.path().join("out/sub/a.eml")).unwrap();
+        assert_eq!(kept, b"the decrypted one");
+    }
 
     /// Writes `files` under `src` and reads the tree back: (id, kind), or (error text, None).
     fn read_tree(src: &Path, files: &[(&str, &[u8])]) -> Vec<(String, Option<ItemKind>)> {

@@ -121,8 +121,7 @@ fn plain_msg_becomes_complete_mime() {
     );
 }
 
-#[test]
-fn smime_msg_without_transport_headers() {
+fn smime_msg() -> Vec<u8> {
     let mut b = Builder::new();
     b.stream("/__properties_version1.0", &[0u8; 32]);
     b.stream("/__substg1.0_001A001F", &utf16("IPM.Note.SMIME"));
@@ -138,12 +137,19 @@ fn smime_msg_without_transport_headers() {
         "/__attach_version1.0_#00000000/__substg1.0_3707001F",
         &utf16("smime.p7m"),
     );
-    // ContentInfo { envelopedData OID, ... } (content irrelevant here).
-    let der = [
-        0x30, 0x0D, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03, 0xA0, 0x00,
-    ];
-    b.stream("/__attach_version1.0_#00000000/__substg1.0_37010102", &der);
-    let out = msg_to_mime(&b.finish()).expect("convert");
+    b.stream("/__attach_version1.0_#00000000/__substg1.0_37010102", &DER);
+    b.finish()
+}
+
+/// ContentInfo { envelopedData OID, [0] } (content irrelevant here).
+const DER: [u8; 15] = [
+    0x30, 0x0D, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03, 0xA0, 0x00,
+];
+
+#[test]
+fn smime_msg_without_transport_headers() {
+    let der = DER;
+    let out = msg_to_mime(&smime_msg()).expect("convert");
     assert!(out.is_smime);
     let text = String::from_utf8_lossy(&out.mime);
     assert!(text.contains(
@@ -178,9 +184,7 @@ fn smime_msg_keeps_every_other_attachment() {
     b.stream("/__properties_version1.0", &[0u8; 32]);
     b.stream("/__substg1.0_001A001F", &utf16("IPM.Note.SMIME"));
     let first = attachment(&mut b, 0, 1, "smime.p7m");
-    let der = [
-        0x30, 0x0D, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03, 0xA0, 0x00,
-    ];
+    let der = DER;
     b.stream(&format!("{first}/__substg1.0_37010102"), &der);
     let second = attachment(&mut b, 1, 1, "second.p7m");
     let other = b"another envelope's bytes".to_vec();
@@ -216,4 +220,29 @@ fn an_ole_attachment_is_kept_as_its_streams_bytes() {
         "the OLE stream's bytes are in the MIME: {:?}",
         String::from_utf8_lossy(&out.mime)
     );
+}
+
+/// In a folder, an S/MIME `a.msg` is written back as `a.eml`, or under the first name of
+/// `a.msg.eml`, `a.msg.1.eml`, ... that no file beside it has, so no copy replaces another.
+#[test]
+fn a_converted_msg_takes_a_name_no_file_beside_it_has() {
+    use unseal_mailbox::{Location, tree::TreeReader};
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.msg"), smime_msg()).unwrap();
+    let out_name = || {
+        TreeReader::open(d.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|i| i.id == "a.msg")
+            .map(|i| match i.meta.location {
+                Location::Tree { rel_path } => rel_path.display().to_string(),
+                other => panic!("{other:?}"),
+            })
+            .unwrap()
+    };
+    assert_eq!(out_name(), "a.eml");
+    std::fs::write(d.path().join("a.eml"), b"Subject: a\n\nA\n").unwrap();
+    assert_eq!(out_name(), "a.msg.eml");
+    std::fs::write(d.path().join("a.msg.eml"), b"Subject: b\n\nB\n").unwrap();
+    assert_eq!(out_name(), "a.msg.1.eml");
 }
