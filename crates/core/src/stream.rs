@@ -16,7 +16,8 @@
 //! [`StreamError::NotStreamable`] before writing anything when the plaintext is a message or a
 //! digest, or is itself labelled S/MIME (the MIME walk would go on into it). A multipart
 //! plaintext streams under a watch (`HeaderScan`) that hands it back at the first part the
-//! walk could act on. A [`StreamError::Failed`] (that hand-back, bad padding or a bad tag at the
+//! walk could act on; every plaintext under two more (an envelope visible in it, and
+//! `EncodedWatch`: base64 attachments decoded as they pass, an archive, a uuencoded block). A [`StreamError::Failed`] (that hand-back, bad padding or a bad tag at the
 //! very end, malformed framing, a write error) means the caller discards what was written; the
 //! CLI then runs the in-memory path, so the item's final result and error message are the same
 //! as if it had never been streamed.
@@ -217,10 +218,8 @@ pub fn prepare<'m, 'd>(dec: &'d Decryptor<'d>, msg: &'m [u8]) -> Option<MessageS
 /// `pkcs7-mime` label, a `.p7m` name, a message or digest type, or anything the walk's parser
 /// would rewrite before reading (comments, quoted pairs, RFC 2231 parameters, encoded words, a
 /// field too long to judge) hands the message back to the in-memory path, and so does an
-/// envelope visible in the plaintext (`detect::MarkerWatch`). One thing the walk reaches is not
-/// watched for: an envelope inside a base64 attachment that is not labelled as a message (the
-/// walk decodes every attachment to look; streaming would have to as well). `verify` walks
-/// in memory and reports such an envelope as still encrypted.
+/// envelope visible in the plaintext (`detect::MarkerWatch`). What lies inside base64
+/// attachments, whatever their labels, and in uuencoded blocks, is [`EncodedWatch`]'s.
 #[derive(Default)]
 struct HeaderScan {
     /// The last bytes seen, lower-cased, so that a name split between two chunks is found.
@@ -348,6 +347,208 @@ impl HeaderScan {
     }
 }
 
+/// Watches streamed plaintext for what the in-memory walk finds below its surface, which
+/// [`HeaderScan`] and the plain [`detect::MarkerWatch`] cannot see: every run of base64 lines
+/// (an attachment, whatever its label) is decoded as it passes and searched for an envelope,
+/// in binary or in base64 again (a forwarded S/MIME message), and its first bytes for an
+/// archive (the walk inflates gzip and zip to look inside); a uuencoded block (`begin 644
+/// name`) hands the message back too. Conservative like the header watch: what it finds only
+/// sends the message to the in-memory path, which decides.
+#[derive(Default)]
+struct EncodedWatch {
+    /// A line cut by the end of the last block (at most [`LINE_LIMIT`] bytes: a longer line
+    /// is no base64 line of a MIME body).
+    line: Vec<u8>,
+    overlong: bool,
+    in_run: bool,
+    /// Base64 characters of the run not yet decoded: decoded a block at a time.
+    pending: Vec<u8>,
+    /// The run's first decoded bytes, for the archive check and to tell text from binary.
+    head: Vec<u8>,
+    head_checked: bool,
+    /// Whether the run decodes to text (searched for envelopes in binary and in base64) or to
+    /// binary data (in binary only: the base64 search would look at every `M`).
+    text: bool,
+    markers: detect::MarkerWatch,
+    /// A binary run's last bytes, for a marker across two decoded pieces.
+    bin_carry: Vec<u8>,
+    found: Option<&'static str>,
+}
+
+/// Longer than any binary marker (`06 81 0b` + OID + `a0`).
+const BIN_MARKER_MAX: usize = 16;
+
+/// RFC 5322's line limit, with its line end.
+const LINE_LIMIT: usize = 1000;
+
+/// Whether every byte is of the base64 alphabet or `=`. Without an early exit, so that the
+/// compiler can check many bytes at once: most lines tested are base64 through and through.
+fn all_base64(l: &[u8]) -> bool {
+    l.iter().fold(true, |ok, &c| {
+        ok & (c.is_ascii_alphanumeric() | (c == b'+') | (c == b'/') | (c == b'='))
+    })
+}
+
+impl EncodedWatch {
+    fn feed(&mut self, data: &[u8]) {
+        let mut rest = data;
+        if !self.line.is_empty() || self.overlong {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                self.carry(rest);
+                return;
+            };
+            self.carry(&rest[..=nl]);
+            let line = std::mem::take(&mut self.line);
+            if std::mem::take(&mut self.overlong) {
+                self.end_run();
+            } else {
+                self.take_line(&line);
+            }
+            self.line = line;
+            self.line.clear();
+            rest = &rest[nl + 1..];
+        }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', rest) {
+            if self.found.is_some() {
+                return;
+            }
+            let line = &rest[start..=nl];
+            if line.len() > LINE_LIMIT {
+                self.end_run();
+            } else {
+                self.take_line(line);
+            }
+            start = nl + 1;
+        }
+        self.carry(&rest[start..]);
+        self.decode_pending(false);
+    }
+
+    fn carry(&mut self, part: &[u8]) {
+        if self.overlong || self.line.len() + part.len() > LINE_LIMIT {
+            self.overlong = true;
+            self.line.clear();
+        } else {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    fn finish(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if !self.overlong && !line.is_empty() {
+            self.take_line(&line);
+        }
+        self.end_run();
+    }
+
+    fn take_line(&mut self, line: &[u8]) {
+        let l = line.trim_ascii_end();
+        if l.first() == Some(&b'b') && detect::is_uuencode_begin(l) {
+            self.found = Some("a uuencoded block");
+            return;
+        }
+        if l.is_empty() || !(self.in_run || l.len() >= 16) || !all_base64(l) {
+            self.end_run();
+            return;
+        }
+        if !self.in_run {
+            self.in_run = true;
+            self.head.clear();
+            self.head_checked = false;
+            self.text = true;
+            self.markers = detect::MarkerWatch::default();
+            self.bin_carry.clear();
+        }
+        self.pending.extend_from_slice(l);
+    }
+
+    /// Decodes the run's characters seen so far (all of them at its end, else whole quanta).
+    fn decode_pending(&mut self, end: bool) {
+        if self.pending.is_empty() || self.found.is_some() {
+            return;
+        }
+        let whole = if end {
+            self.pending.len()
+        } else {
+            self.pending.len() / 4 * 4
+        };
+        let mut chars = std::mem::take(&mut self.pending);
+        let tail = chars.split_off(whole);
+        match detect::decode_quanta_inplace(&mut chars) {
+            Some(decoded) => {
+                if !self.head_checked {
+                    let want = 8usize.saturating_sub(self.head.len()).min(decoded.len());
+                    self.head.extend_from_slice(&decoded[..want]);
+                    if self.head.len() >= 8 || end {
+                        self.check_head();
+                    }
+                }
+                if self.text {
+                    self.markers.feed(decoded);
+                    if self.markers.found().is_some() {
+                        self.found = Some("an attachment holding an envelope");
+                    }
+                } else {
+                    let n = decoded.len().min(BIN_MARKER_MAX);
+                    self.bin_carry.extend_from_slice(&decoded[..n]);
+                    if detect::binary_envelope_markers(&self.bin_carry)
+                        .next()
+                        .is_some()
+                        || detect::binary_envelope_markers(decoded).next().is_some()
+                    {
+                        self.found = Some("an attachment holding an envelope");
+                    }
+                    self.bin_carry.clear();
+                    let from = decoded.len().saturating_sub(BIN_MARKER_MAX);
+                    self.bin_carry.extend_from_slice(&decoded[from..]);
+                }
+                self.pending = tail;
+            }
+            // Not base64 after all (a padding character inside): not an attachment.
+            None => {
+                self.in_run = false;
+                self.pending = tail;
+                self.pending.clear();
+            }
+        }
+        if self.pending.capacity() == 0 {
+            self.pending = chars;
+            self.pending.clear();
+        }
+    }
+
+    fn check_head(&mut self) {
+        self.head_checked = true;
+        self.text = self
+            .head
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+        const ARCHIVES: [&[u8]; 6] = [
+            &[0x1f, 0x8b],
+            b"PK\x03\x04",
+            b"BZh",
+            &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
+            &[0x28, 0xb5, 0x2f, 0xfd],
+            &[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c],
+        ];
+        if ARCHIVES.iter().any(|m| self.head.starts_with(m)) {
+            self.found = Some("an attachment that is an archive");
+        }
+    }
+
+    fn end_run(&mut self) {
+        if self.in_run {
+            self.decode_pending(true);
+            if !self.head_checked && self.found.is_none() {
+                self.check_head();
+            }
+        }
+        self.pending.clear();
+        self.in_run = false;
+    }
+}
+
 /// Base64 decoding of successive blocks; characters that do not make a whole quantum wait for
 /// the next block.
 struct Decoder {
@@ -415,6 +616,8 @@ struct Decrypting<'a> {
     scan: Option<HeaderScan>,
     /// Over every plaintext: an envelope in it, whatever its label, is the walk's to open.
     markers: detect::MarkerWatch,
+    /// Over every plaintext: attachments decoded, and uuencoded blocks.
+    encoded: EncodedWatch,
     /// Over what follows the content: a second envelope after this one's end (the in-memory
     /// path refuses that too).
     tail_watch: detect::MarkerWatch,
@@ -456,6 +659,17 @@ impl Decrypting<'_> {
         if self.markers.found().is_some() {
             return Err(StreamError::Failed(Error::Mime {
                 detail: "the plaintext holds an envelope of its own; decrypt it in memory".into(),
+            }));
+        }
+        self.encoded.feed(out);
+        if end {
+            self.encoded.finish();
+        }
+        if let Some(why) = self.encoded.found {
+            return Err(StreamError::Failed(Error::Mime {
+                detail: format!(
+                    "the plaintext has {why}, which the message walk looks into; decrypt it in memory"
+                ),
             }));
         }
         Ok(())
@@ -667,6 +881,7 @@ impl MessageStream<'_, '_> {
             enclosing: found.enclosing,
             scan: None,
             markers: detect::MarkerWatch::default(),
+            encoded: EncodedWatch::default(),
             tail_watch: detect::MarkerWatch::default(),
             after: Vec::new(),
             // Where an empty content ends (it is done before any byte is fed); otherwise set

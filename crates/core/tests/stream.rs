@@ -915,3 +915,147 @@ fn a_cipher_that_does_not_suit_its_envelope_is_refused_either_way() {
         assert!(e.to_string().contains(why), "{what}: {e}");
     }
 }
+
+/// Base64 of `data` in 76-character lines, as MIME bodies carry it.
+fn base64_lines(data: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = String::new();
+    for chunk in b64.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// `data` uuencoded (`begin 644 name` ... `end`).
+fn uuencode(name: &str, data: &[u8]) -> String {
+    let enc = |v: u8| if v == 0 { '`' } else { char::from(v + 32) };
+    let mut out = format!("begin 644 {name}\r\n");
+    for line in data.chunks(45) {
+        out.push(enc(line.len() as u8));
+        for q in line.chunks(3) {
+            let b = [q[0], *q.get(1).unwrap_or(&0), *q.get(2).unwrap_or(&0)];
+            for v in [
+                b[0] >> 2,
+                (b[0] << 4 | b[1] >> 4) & 63,
+                (b[1] << 2 | b[2] >> 6) & 63,
+                b[2] & 63,
+            ] {
+                out.push(enc(v));
+            }
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str("`\r\nend\r\n");
+    out
+}
+
+/// What the in-memory walk finds below a plaintext's surface (an envelope inside a base64
+/// attachment that is not labelled S/MIME: a forwarded message, a quoted one, an archive; or
+/// one uuencoded in a text part) must not pass through the stream unseen: the stream hands
+/// the message back, and only the in-memory result counts. A plain base64 attachment of the
+/// same shape still streams to the in-memory bytes.
+#[test]
+fn an_envelope_below_the_plaintexts_surface_hands_the_message_back() {
+    let ring = all_keys();
+    let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(inner) = openssl_encrypt(
+        dir.path(),
+        "inner",
+        b"Content-Type: text/plain\r\n\r\nthe inner secret\r\n",
+        &[],
+    ) else {
+        return;
+    };
+    let (_, inner_der) = body_der(&inner);
+    let gz = {
+        let mut c = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip is installed with the system");
+        use std::io::Write as _;
+        c.stdin.take().unwrap().write_all(&inner_der).unwrap();
+        c.wait_with_output().unwrap().stdout
+    };
+    let quoted: String = String::from_utf8_lossy(&inner)
+        .lines()
+        .map(|l| format!("> {l}\r\n"))
+        .collect();
+    let part = |ct: &str, cte: &str, body: &str| {
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+Content-Type: text/plain\r\n\r\nsee below\r\n--b1\r\nContent-Type: {ct}\r\n\
+Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
+        )
+    };
+    let hidden = [
+        (
+            "a forwarded S/MIME message",
+            part(
+                "application/octet-stream; name=\"fwd.eml\"",
+                "base64",
+                &base64_lines(&inner),
+            ),
+        ),
+        (
+            "an envelope attached under another label",
+            part(
+                "application/octet-stream; name=\"data.bin\"",
+                "base64",
+                &base64_lines(&inner_der),
+            ),
+        ),
+        (
+            "an archive holding an envelope",
+            part(
+                "application/octet-stream; name=\"x.gz\"",
+                "base64",
+                &base64_lines(&gz),
+            ),
+        ),
+        (
+            "a quoted S/MIME message in a base64 text",
+            part("text/plain", "base64", &base64_lines(quoted.as_bytes())),
+        ),
+        (
+            "a uuencoded envelope",
+            part("text/plain", "7bit", &uuencode("x.p7m", &inner_der)),
+        ),
+    ];
+    for (what, plain) in &hidden {
+        let Some(msg) = openssl_encrypt(dir.path(), "hidden", plain.as_bytes(), &[]) else {
+            return;
+        };
+        match streamed(&dec, &msg) {
+            Err(StreamError::Failed(e)) => {
+                assert!(
+                    e.to_string().contains("decrypt it in memory"),
+                    "{what}: {e}"
+                )
+            }
+            Ok(None) => {}
+            Ok(Some(_)) => panic!("{what}: streamed past what the walk would look into"),
+            Err(e) => panic!("{what}: {e}"),
+        }
+        // In memory the walk either opens the inner envelope too or fails the message.
+        match decrypt_message(&dec, &msg, &opts()) {
+            Ok(m) => assert_eq!(m.layers.len(), 2, "{what}"),
+            Err(e) => assert!(e.to_string().contains("envelope"), "{what}: {e}"),
+        }
+    }
+    // The same shape with nothing inside: streamed, and the bytes the walk writes.
+    let benign: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let plain = part(
+        "application/octet-stream; name=\"data.bin\"",
+        "base64",
+        &base64_lines(&benign),
+    );
+    let Some(msg) = openssl_encrypt(dir.path(), "benign", plain.as_bytes(), &[]) else {
+        return;
+    };
+    streams_as_in_memory(&dec, &msg, "a plain base64 attachment");
+}

@@ -75,11 +75,9 @@ pub fn mentions_smime(data: &[u8]) -> bool {
 /// searches such blocks in the files it reads; this is for the files a reader passes over.)
 pub fn mentions_uuencode(data: &[u8]) -> bool {
     memchr::memmem::find_iter(data, b"begin ").any(|i| {
-        (i == 0 || data[i - 1] == b'\n')
-            && data.get(i + 6..i + 10).is_some_and(|m| {
-                m[..3].iter().all(|b| (b'0'..=b'7').contains(b))
-                    && (m[3] == b' ' || (b'0'..=b'7').contains(&m[3]))
-            })
+        let rest = &data[i + 6..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        (i == 0 || data[i - 1] == b'\n') && digits > 0 && rest.get(digits) == Some(&b' ')
     })
 }
 
