@@ -4,7 +4,7 @@
 #   gpgsm        oracle and fixture generator
 #   readpst / pffexport  PST oracles (scripts/install-oracles.sh)
 #   python3 cryptography  oracle for pyca-made messages (fixtures/generate only)
-#   bzip2, xz-utils, zstd  compress test messages as Dovecot's mail_compress stores them
+#   bzip2, xz-utils, zstd, lz4  compress test messages as Dovecot's mail_compress stores them
 # Idempotent: installs only what is missing; `apt-get update` at most once.
 set -eu
 here=$(dirname "$0")
@@ -19,6 +19,7 @@ have gpgsm || missing="$missing gpgsm"
 have bzip2 || missing="$missing bzip2"
 have xz || missing="$missing xz-utils"
 have zstd || missing="$missing zstd"
+have lz4 || missing="$missing lz4"
 if [ -n "$missing" ]; then
     $SUDO apt-get update
     # shellcheck disable=SC2086

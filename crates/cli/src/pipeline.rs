@@ -356,12 +356,8 @@ fn open_nested_content(
 ) -> Option<Vec<u8>> {
     fill_layers(ctx, rec, &[outer]);
     rec.status = "decrypted".into();
-    if !unseal_mailbox::detect::mentions_smime(&content)
-        && mime::detect::compressed_envelope(&content).is_none()
-        && mime::detect::utf16_envelope_at(&content).is_none()
-    {
-        return Some(content);
-    }
+    // A message is walked whatever it shows on its surface: the walk decodes its parts, where
+    // an envelope may sit one encoding deeper (a forwarded S/MIME message as an attachment).
     if !unseal_mailbox::detect::looks_like_headers(&content) {
         return match envelope_in(&content) {
             Some(why) => {
@@ -798,6 +794,7 @@ fn journal_item(rec: &Record, pos: Option<u64>) -> Line {
 /// client since): when its bytes are the ones journaled, its copy takes the new name and the
 /// earlier record, with the new id, is returned; otherwise `None` and it is done again.
 fn renamed_since(
+    input: &Path,
     jr: &Journal,
     identities: &HashMap<String, String>,
     sink: &mut dyn unseal_mailbox::Sink,
@@ -807,13 +804,17 @@ fn renamed_since(
     let Location::Maildir(m) = &item.meta.location else {
         return Ok(None);
     };
-    let Some(e) = m
+    let Some((old, e)) = m
         .identity()
         .and_then(|i| identities.get(&i))
-        .and_then(|old| jr.entries.get(old))
+        .and_then(|old| Some((old, jr.entries.get(old)?)))
     else {
         return Ok(None);
     };
+    // The old name still in the input is another copy of the message, with its own output.
+    if input.join(old).exists() {
+        return Ok(None);
+    }
     if e.sha256_in.as_deref() != Some(sha256_hex(item.bytes()).as_str())
         || !sink.rename_earlier(&item.meta).map_err(|e| e.to_string())?
     {
@@ -987,8 +988,14 @@ fn run_mailbox_inner(
                         continue;
                     }
                     if !positional
-                        && let Some(rec) =
-                            renamed_since(&jr, &identities, sink.as_mut(), &job.name, &item)?
+                        && let Some(rec) = renamed_since(
+                            &job.input,
+                            &jr,
+                            &identities,
+                            sink.as_mut(),
+                            &job.name,
+                            &item,
+                        )?
                     {
                         sh.progress.item(item.bytes().len() as u64);
                         res.note(sh, &rec, true);

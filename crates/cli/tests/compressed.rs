@@ -42,7 +42,7 @@ fn compressed_maildir_messages_fail_unless_gzip_shows_nothing_encrypted() {
     maildir(&md);
     let secret = msg("aes128-cbc.der.eml");
     let mut expected_failed = Vec::new();
-    for (i, tool) in ["gzip", "bzip2", "xz", "zstd"].iter().enumerate() {
+    for (i, tool) in ["gzip", "bzip2", "xz", "zstd", "lz4"].iter().enumerate() {
         let Some(z) = compressed(tool, &secret) else {
             continue;
         };

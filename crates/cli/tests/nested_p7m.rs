@@ -177,3 +177,60 @@ fn an_encrypted_then_signed_p7m_fails_in_scan_decrypt_and_verify() {
         "encrypted, then signed",
     );
 }
+
+/// The content is a message whose only S/MIME is one encoding deeper: a forwarded S/MIME
+/// message attached in base64 under another label. Nothing on the content's surface says
+/// S/MIME, so the content is walked because it is a message, and the forwarded one opened.
+#[test]
+fn a_p7m_holding_a_forwarded_smime_message_in_base64_is_opened_to_the_end() {
+    use base64::Engine as _;
+    let t = tempfile::tempdir().unwrap();
+    let Some(inner) = inner_message(t.path(), "rsa2048.cert.pem") else {
+        return;
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&inner).unwrap());
+    let lines: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    let outer = t.path().join("outer.eml");
+    std::fs::write(
+        &outer,
+        format!(
+            "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+Content-Type: text/plain\r\n\r\nforwarded:\r\n--b1\r\n\
+Content-Type: application/octet-stream; name=\"fwd.eml\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{lines}--b1--\r\n"
+        ),
+    )
+    .unwrap();
+    let p7m = t.path().join("fwd.p7m");
+    if !encrypt(&outer, &p7m, "rsa2048.cert.pem", true) {
+        return;
+    }
+    let out = t.path().join("out");
+    let (code, rec) = run(&p7m, &out);
+    assert_eq!(code, 0, "{rec}");
+    assert_eq!(rec["status"], "decrypted", "{rec}");
+    // The attachment keeps its base64; decoded, it is the forwarded message, opened.
+    let written = std::fs::read_to_string(out.join("fwd.eml")).unwrap();
+    let after = written.split("name=\"fwd.eml\"").nth(1).unwrap();
+    let b64: String = after
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.trim().is_empty())
+        .skip(1)
+        .take_while(|l| !l.starts_with("--"))
+        .collect();
+    let forwarded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap();
+    let forwarded = String::from_utf8_lossy(&forwarded);
+    assert!(
+        forwarded.contains("the secret two layers down"),
+        "{forwarded}"
+    );
+    assert!(!forwarded.contains("pkcs7-mime"), "{forwarded}");
+    verify(&p7m, &out).assert().code(0);
+}

@@ -19,6 +19,16 @@ fn not_safe(cmd: &mut assert_cmd::Command) -> String {
     text
 }
 
+/// The `sha256_out` value (JSON, quoted) of item `id`'s line in `journal`.
+fn hash_of(journal: &str, id: &str) -> String {
+    let line = journal
+        .lines()
+        .find(|l| l.contains(&format!("\"id\":\"{id}\"")))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["sha256_out"].to_string()
+}
+
 fn journal_of(out: &Path, name: &str) -> std::path::PathBuf {
     out.join(".unseal-journal").join(format!("{name}.jsonl"))
 }
@@ -50,6 +60,17 @@ fn a_decrypted_copy_without_a_journal_entry_is_unchecked_not_safe() {
     assert_eq!(lines[0]["status"], "ok");
     assert_eq!(lines[n]["summary"]["counts"]["unchecked"], 1);
     assert_eq!(lines[n]["summary"]["safe"], false);
+
+    // A line that records no hash proves nothing either.
+    let no_hash = journal.replacen(
+        &format!("\"sha256_out\":{}", hash_of(&journal, "0")),
+        "\"sha256_out\":null",
+        1,
+    );
+    assert_ne!(no_hash, journal);
+    std::fs::write(&jpath, &no_hash).unwrap();
+    let text = not_safe(verify(&mbox, &out).arg("--report").arg(&report));
+    assert!(text.contains("box.mbox#0: unchecked"), "{text}");
 
     // No journal at all: every decrypted copy unchecked, the plain one still ok; and the
     // verdict does not claim that nothing was encrypted.

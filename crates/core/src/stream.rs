@@ -356,29 +356,30 @@ impl HeaderScan {
 /// sends the message to the in-memory path, which decides.
 #[derive(Default)]
 struct EncodedWatch {
-    /// A line cut by the end of the last block (at most [`LINE_LIMIT`] bytes: a longer line
-    /// is no base64 line of a MIME body).
+    /// A line cut by the end of the last block (at most [`LINE_LIMIT`] bytes).
     line: Vec<u8>,
-    overlong: bool,
+    /// A line longer than that, base64 so far: its bytes go into the run as they come.
+    long_line: bool,
+    /// A line longer than that with other bytes: skipped to its end.
+    skip_line: bool,
+    /// The last line was blank (a part's body may start with a short base64 line).
+    prev_blank: bool,
     in_run: bool,
     /// Base64 characters of the run not yet decoded: decoded a block at a time.
     pending: Vec<u8>,
     /// The run's first decoded bytes, for the archive check and to tell text from binary.
     head: Vec<u8>,
     head_checked: bool,
-    /// Whether the run decodes to text (searched for envelopes in binary and in base64) or to
-    /// binary data (in binary only: the base64 search would look at every `M`).
+    /// Whether the run decodes to text (searched as the walk searches) or to binary data
+    /// (searched by [`detect::envelope_signs`]: the walk's search would look at every `M`).
     text: bool,
     markers: detect::MarkerWatch,
-    /// A binary run's last bytes, for a marker across two decoded pieces.
+    /// A binary run's last bytes, for a sign across two decoded pieces.
     bin_carry: Vec<u8>,
     found: Option<&'static str>,
 }
 
-/// Longer than any binary marker (`06 81 0b` + OID + `a0`).
-const BIN_MARKER_MAX: usize = 16;
-
-/// RFC 5322's line limit, with its line end.
+/// RFC 5322's line limit, with its line end: a longer line is taken piece by piece.
 const LINE_LIMIT: usize = 1000;
 
 /// Whether every byte is of the base64 alphabet or `=`. Without an early exit, so that the
@@ -392,51 +393,67 @@ fn all_base64(l: &[u8]) -> bool {
 impl EncodedWatch {
     fn feed(&mut self, data: &[u8]) {
         let mut rest = data;
-        if !self.line.is_empty() || self.overlong {
-            let Some(nl) = memchr::memchr(b'\n', rest) else {
-                self.carry(rest);
-                return;
-            };
-            self.carry(&rest[..=nl]);
-            let line = std::mem::take(&mut self.line);
-            if std::mem::take(&mut self.overlong) {
-                self.end_run();
-            } else {
-                self.take_line(&line);
+        while self.found.is_none() {
+            match memchr::memchr(b'\n', rest) {
+                Some(nl) => {
+                    let (seg, after) = rest.split_at(nl + 1);
+                    self.segment(seg, true);
+                    rest = after;
+                }
+                None => {
+                    self.segment(rest, false);
+                    break;
+                }
             }
-            self.line = line;
-            self.line.clear();
-            rest = &rest[nl + 1..];
         }
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', rest) {
-            if self.found.is_some() {
-                return;
-            }
-            let line = &rest[start..=nl];
-            if line.len() > LINE_LIMIT {
-                self.end_run();
-            } else {
-                self.take_line(line);
-            }
-            start = nl + 1;
-        }
-        self.carry(&rest[start..]);
         self.decode_pending(false);
     }
 
-    fn carry(&mut self, part: &[u8]) {
-        if self.overlong || self.line.len() + part.len() > LINE_LIMIT {
-            self.overlong = true;
-            self.line.clear();
-        } else {
-            self.line.extend_from_slice(part);
+    /// A piece of a line; `ends` when it holds the line's end.
+    fn segment(&mut self, seg: &[u8], ends: bool) {
+        if self.long_line {
+            let body = if ends { seg.trim_ascii_end() } else { seg };
+            if all_base64(body) {
+                self.pending.extend_from_slice(body);
+            } else {
+                self.end_run();
+                self.skip_line = !ends;
+            }
+            self.long_line = !ends && self.in_run;
+            return;
         }
+        if self.skip_line {
+            self.skip_line = !ends;
+            return;
+        }
+        if ends && self.line.is_empty() {
+            self.take_line(seg);
+            return;
+        }
+        self.line.extend_from_slice(seg);
+        let line = std::mem::take(&mut self.line);
+        if ends {
+            self.take_line(&line);
+        } else if line.len() > LINE_LIMIT {
+            if all_base64(&line) {
+                self.start_run();
+                self.pending.extend_from_slice(&line);
+                self.long_line = true;
+            } else {
+                self.end_run();
+                self.skip_line = true;
+            }
+        } else {
+            self.line = line;
+            return;
+        }
+        self.line = line;
+        self.line.clear();
     }
 
     fn finish(&mut self) {
         let line = std::mem::take(&mut self.line);
-        if !self.overlong && !line.is_empty() {
+        if !line.is_empty() && !self.long_line && !self.skip_line {
             self.take_line(&line);
         }
         self.end_run();
@@ -444,14 +461,20 @@ impl EncodedWatch {
 
     fn take_line(&mut self, line: &[u8]) {
         let l = line.trim_ascii_end();
+        let after_blank = std::mem::replace(&mut self.prev_blank, l.is_empty());
         if l.first() == Some(&b'b') && detect::is_uuencode_begin(l) {
             self.found = Some("a uuencoded block");
             return;
         }
-        if l.is_empty() || !(self.in_run || l.len() >= 16) || !all_base64(l) {
+        if l.is_empty() || !(self.in_run || after_blank || l.len() >= 16) || !all_base64(l) {
             self.end_run();
             return;
         }
+        self.start_run();
+        self.pending.extend_from_slice(l);
+    }
+
+    fn start_run(&mut self) {
         if !self.in_run {
             self.in_run = true;
             self.head.clear();
@@ -460,7 +483,6 @@ impl EncodedWatch {
             self.markers = detect::MarkerWatch::default();
             self.bin_carry.clear();
         }
-        self.pending.extend_from_slice(l);
     }
 
     /// Decodes the run's characters seen so far (all of them at its end, else whole quanta).
@@ -474,65 +496,75 @@ impl EncodedWatch {
             self.pending.len() / 4 * 4
         };
         let mut chars = std::mem::take(&mut self.pending);
-        let tail = chars.split_off(whole);
-        match detect::decode_quanta_inplace(&mut chars) {
-            Some(decoded) => {
-                if !self.head_checked {
-                    let want = 8usize.saturating_sub(self.head.len()).min(decoded.len());
-                    self.head.extend_from_slice(&decoded[..want]);
-                    if self.head.len() >= 8 || end {
-                        self.check_head();
-                    }
-                }
-                if self.text {
-                    self.markers.feed(decoded);
-                    if self.markers.found().is_some() {
-                        self.found = Some("an attachment holding an envelope");
-                    }
-                } else {
-                    let n = decoded.len().min(BIN_MARKER_MAX);
-                    self.bin_carry.extend_from_slice(&decoded[..n]);
-                    if detect::binary_envelope_markers(&self.bin_carry)
-                        .next()
-                        .is_some()
-                        || detect::binary_envelope_markers(decoded).next().is_some()
-                    {
-                        self.found = Some("an attachment holding an envelope");
-                    }
-                    self.bin_carry.clear();
-                    let from = decoded.len().saturating_sub(BIN_MARKER_MAX);
-                    self.bin_carry.extend_from_slice(&decoded[from..]);
-                }
-                self.pending = tail;
-            }
-            // Not base64 after all (a padding character inside): not an attachment.
+        self.pending = chars.split_off(whole);
+        // As the walk decodes: SIMD for the usual case, the lenient decoder (padding inside,
+        // a dangling character) for the rest.
+        let lenient;
+        let decoded: &[u8] = match detect::decode_quanta_inplace(&mut chars) {
+            Some(d) => d,
             None => {
-                self.in_run = false;
-                self.pending = tail;
-                self.pending.clear();
+                lenient = detect::decode_base64(&chars);
+                &lenient
+            }
+        };
+        self.take_decoded(decoded);
+    }
+
+    fn take_decoded(&mut self, decoded: &[u8]) {
+        if decoded.is_empty() {
+            return;
+        }
+        if !self.head_checked {
+            let want = 8usize.saturating_sub(self.head.len()).min(decoded.len());
+            self.head.extend_from_slice(&decoded[..want]);
+            if self.head.len() >= 8 {
+                self.check_head();
             }
         }
-        if self.pending.capacity() == 0 {
-            self.pending = chars;
-            self.pending.clear();
+        let seen = if self.text {
+            self.markers.feed(decoded);
+            self.markers.found().is_some()
+        } else {
+            // A sign across the join: the carried tail and this piece's first bytes.
+            let n = decoded.len().min(detect::SIGN_MAX);
+            self.bin_carry.extend_from_slice(&decoded[..n]);
+            let across = detect::envelope_signs(&self.bin_carry);
+            let keep_from = if decoded.len() >= detect::SIGN_MAX {
+                self.bin_carry.clear();
+                decoded.len() - detect::SIGN_MAX
+            } else {
+                self.bin_carry.truncate(self.bin_carry.len() - n);
+                let over = (self.bin_carry.len() + decoded.len()).saturating_sub(detect::SIGN_MAX);
+                self.bin_carry.drain(..over.min(self.bin_carry.len()));
+                0
+            };
+            self.bin_carry.extend_from_slice(&decoded[keep_from..]);
+            across || detect::envelope_signs(decoded)
+        };
+        if seen {
+            self.found = Some("an attachment holding an envelope");
         }
     }
 
     fn check_head(&mut self) {
         self.head_checked = true;
-        self.text = self
-            .head
+        let h = &self.head;
+        self.text = h
             .iter()
             .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
-        const ARCHIVES: [&[u8]; 6] = [
+        const ARCHIVES: [&[u8]; 8] = [
             &[0x1f, 0x8b],
             b"PK\x03\x04",
             b"BZh",
             &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
             &[0x28, 0xb5, 0x2f, 0xfd],
             &[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c],
+            b"Dovecot-LZ4\x0d\x2a\x9b\xc5",
+            &[0x04, 0x22, 0x4d, 0x18],
         ];
-        if ARCHIVES.iter().any(|m| self.head.starts_with(m)) {
+        // zlib: CMF 0x78 and a header checksum that holds, as the walk's test.
+        let zlib = matches!(h.as_slice(), [0x78, flg, ..] if (0x7800u16 | u16::from(*flg)).is_multiple_of(31));
+        if zlib || ARCHIVES.iter().any(|m| h.starts_with(m)) {
             self.found = Some("an attachment that is an archive");
         }
     }
@@ -546,6 +578,7 @@ impl EncodedWatch {
         }
         self.pending.clear();
         self.in_run = false;
+        self.long_line = false;
     }
 }
 

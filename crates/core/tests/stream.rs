@@ -981,6 +981,38 @@ fn an_envelope_below_the_plaintexts_surface_hands_the_message_back() {
         c.stdin.take().unwrap().write_all(&inner_der).unwrap();
         c.wait_with_output().unwrap().stdout
     };
+    let bom_pem = {
+        let mut t = "\u{feff}Grüße, the key follows:\r\n-----BEGIN PKCS7-----\r\n"
+            .as_bytes()
+            .to_vec();
+        t.extend_from_slice(base64_lines(&inner_der).as_bytes());
+        t.extend_from_slice(b"-----END PKCS7-----\r\n");
+        t
+    };
+    let zlib = {
+        use std::io::Write as _;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&inner_der).unwrap();
+        z.finish().unwrap()
+    };
+    let one_line = |d: &[u8]| {
+        use base64::Engine as _;
+        // Padded so that the line is longer than a mail line may be.
+        let mut data = vec![0u8; 3000];
+        data.extend_from_slice(d);
+        format!(
+            "{}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(data)
+        )
+    };
+    let narrow = |d: &[u8]| {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(d);
+        b64.as_bytes()
+            .chunks(8)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect::<String>()
+    };
     let quoted: String = String::from_utf8_lossy(&inner)
         .lines()
         .map(|l| format!("> {l}\r\n"))
@@ -1024,6 +1056,30 @@ Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
         (
             "a uuencoded envelope",
             part("text/plain", "7bit", &uuencode("x.p7m", &inner_der)),
+        ),
+        (
+            "a PEM envelope in a text that starts with a byte-order mark",
+            part("text/plain", "base64", &base64_lines(&bom_pem)),
+        ),
+        (
+            "an envelope in base64 with a stray character after it",
+            part(
+                "application/octet-stream",
+                "base64",
+                &format!("{}A\r\n", base64_lines(&inner_der)),
+            ),
+        ),
+        (
+            "a zlib stream holding an envelope",
+            part("application/octet-stream", "base64", &base64_lines(&zlib)),
+        ),
+        (
+            "an envelope in base64 on one line",
+            part("application/octet-stream", "base64", &one_line(&inner_der)),
+        ),
+        (
+            "an envelope in base64 of eight columns",
+            part("application/octet-stream", "base64", &narrow(&inner_der)),
         ),
     ];
     for (what, plain) in &hidden {

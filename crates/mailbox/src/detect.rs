@@ -81,12 +81,15 @@ pub fn mentions_uuencode(data: &[u8]) -> bool {
     })
 }
 
-/// The compression format whose magic number starts `data` (gzip, bzip2, xz, zstd, zip, 7z),
+/// The compression format whose magic number starts `data` (gzip, bzip2, xz, zstd, lz4, zip, 7z),
 /// if any. Dovecot's zlib/mail_compress plugins store Maildir messages this way, and an
 /// archive may hold mail: what unseal cannot open it must not take for plain.
 pub fn compression(data: &[u8]) -> Option<&'static str> {
-    const MAGIC: [(&[u8], &str); 6] = [
+    const MAGIC: [(&[u8], &str); 8] = [
         (&[0x1f, 0x8b], "gzip"),
+        // Dovecot's own LZ4 stream (`zlib_save = lz4`), and the LZ4 frame format.
+        (b"Dovecot-LZ4\x0d\x2a\x9b\xc5", "lz4"),
+        (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
         (b"BZh", "bzip2"),
         (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz"),
         (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),

@@ -123,7 +123,7 @@ fn index_output(
         let env = match kind {
             ItemKind::Cms => {
                 matches!(unseal_mailbox::detect(path), Ok(Format::P7m))
-                    || (unseal_mailbox::detect::mentions_smime(&data)
+                    || (unseal_mailbox::detect::looks_like_headers(&data)
                         && has_envelope(ItemKind::Message, &data))
                     || crate::pipeline::envelope_in(&data).is_some()
             }
@@ -382,6 +382,11 @@ fn verify_box(
                     } else if let Some(e) = entry {
                         if e.status != "decrypted" {
                             ("undecrypted", format!("decrypt reported {}", e.status))
+                        } else if e.sha256_out.is_none() || e.sha256_in.is_none() {
+                            (
+                                "unchecked",
+                                "the journal line records no hash for it".to_string(),
+                            )
                         } else if e.sha256_out.as_deref().is_some_and(|h| h != o.sha256) {
                             (
                                 "mismatch",

@@ -450,6 +450,31 @@ pub fn binary_envelope_markers(bytes: &[u8]) -> impl Iterator<Item = usize> + '_
     })
 }
 
+/// The base64 of `OID (Auth)EnvelopedData, [0]` at each of the three alignments a base64 text
+/// can give it: what a ContentInfo shows wherever its base64 starts.
+const BASE64_SIGNS: [&[u8]; 6] = [
+    b"GCSqGSIb3DQEHA6",
+    b"BgkqhkiG9w0BBwOg",
+    b"YJKoZIhvcNAQcDo",
+    b"GCyqGSIb3DQEJEAEXo",
+    b"BgsqhkiG9w0BCRABF6",
+    b"YLKoZIhvcNAQkQAReg",
+];
+
+/// Longest of [`BASE64_SIGNS`] and the binary markers.
+pub const SIGN_MAX: usize = 18;
+
+/// Whether an envelope's content type shows in `bytes`, in binary or in base64 at any
+/// alignment: a cruder [`envelope_markers`] (no line start needed, no decoding) that runs at
+/// memory speed, for data that is no text, in which the base64 half of that search would look
+/// at every `M`.
+pub fn envelope_signs(bytes: &[u8]) -> bool {
+    binary_envelope_markers(bytes).next().is_some()
+        || BASE64_SIGNS
+            .iter()
+            .any(|s| memchr::memmem::find(bytes, s).is_some())
+}
+
 /// For structure the walk could not follow (a multipart whose boundary never occurs, an
 /// unknown transfer encoding): the first run of base64 lines in `bytes` whose decoding shows an
 /// envelope ([`envelope_markers`]), as the offset of the run. One level down only.
