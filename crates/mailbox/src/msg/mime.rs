@@ -411,12 +411,12 @@ fn smime_payload(
 
 /// A complete MIME entity (header block, blank line, body) as a [`Part`].
 fn entity_part(entity: &[u8]) -> Part {
-    let (head, body) = match memchr::memmem::find(entity, b"\r\n\r\n") {
-        Some(i) => (&entity[..i + 2], &entity[i + 4..]),
-        None => match memchr::memmem::find(entity, b"\n\n") {
-            Some(i) => (&entity[..i + 1], &entity[i + 2..]),
-            None => (entity, &[][..]),
-        },
+    // The header block ends at the first blank line, CRLF or LF, whichever comes first.
+    let crlf = memchr::memmem::find(entity, b"\r\n\r\n").map(|i| (i, i + 2, i + 4));
+    let lf = memchr::memmem::find(entity, b"\n\n").map(|i| (i, i + 1, i + 2));
+    let (head, body) = match [crlf, lf].into_iter().flatten().min() {
+        Some((_, head_end, body_start)) => (&entity[..head_end], &entity[body_start..]),
+        None => (entity, &[][..]),
     };
     Part {
         headers: String::from_utf8_lossy(head).into_owned(),
@@ -779,6 +779,18 @@ pub(crate) fn base64_lines(data: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entity_splits_at_its_first_blank_line_whatever_its_line_ends() {
+        let lf = entity_part(b"Content-Type: text/plain\n\nbody\r\n\r\nmore");
+        assert_eq!(lf.headers, "Content-Type: text/plain\n");
+        assert_eq!(lf.body, b"body\r\n\r\nmore");
+        let crlf = entity_part(b"Content-Type: text/plain\r\n\r\nbody\n\nmore");
+        assert_eq!(crlf.headers, "Content-Type: text/plain\r\n");
+        assert_eq!(crlf.body, b"body\n\nmore");
+        let none = entity_part(b"Content-Type: text/plain\r\n");
+        assert!(none.body.is_empty());
+    }
     use crate::msg::model::PropValue;
 
     #[test]
