@@ -25,6 +25,8 @@
 use std::io::Write;
 use std::ops::Range;
 
+mod inflate;
+
 use crate::cms::ber::Header;
 use crate::cms::content_stream::ContentStream;
 use crate::cms::envelope::{self, Enclosing, MAX_HEADER_PART};
@@ -374,8 +376,10 @@ struct EncodedWatch {
     /// (searched by [`detect::envelope_signs`]: the walk's search would look at every `M`).
     text: bool,
     markers: detect::MarkerWatch,
-    /// A binary run's last bytes, for a sign across two decoded pieces.
-    bin_carry: Vec<u8>,
+    /// A binary run's search.
+    signs: inflate::SignWatch,
+    /// A gzip, zlib or zip run, inflated as it comes (the walk looks inside those).
+    archive: Option<inflate::Archive>,
     found: Option<&'static str>,
 }
 
@@ -481,7 +485,8 @@ impl EncodedWatch {
             self.head_checked = false;
             self.text = true;
             self.markers = detect::MarkerWatch::default();
-            self.bin_carry.clear();
+            self.signs = inflate::SignWatch::default();
+            self.archive = None;
         }
     }
 
@@ -515,34 +520,42 @@ impl EncodedWatch {
             return;
         }
         if !self.head_checked {
-            let want = 8usize.saturating_sub(self.head.len()).min(decoded.len());
+            let earlier = self.head.len();
+            let want = 8usize.saturating_sub(earlier).min(decoded.len());
             self.head.extend_from_slice(&decoded[..want]);
             if self.head.len() >= 8 {
                 self.check_head();
+                // The archive from its first byte: the head's bytes from earlier pieces.
+                let head = self.head[..earlier].to_vec();
+                self.look_inside(&head);
             }
         }
         let seen = if self.text {
             self.markers.feed(decoded);
             self.markers.found().is_some()
         } else {
-            // A sign across the join: the carried tail and this piece's first bytes.
-            let n = decoded.len().min(detect::SIGN_MAX);
-            self.bin_carry.extend_from_slice(&decoded[..n]);
-            let across = detect::envelope_signs(&self.bin_carry);
-            let keep_from = if decoded.len() >= detect::SIGN_MAX {
-                self.bin_carry.clear();
-                decoded.len() - detect::SIGN_MAX
-            } else {
-                self.bin_carry.truncate(self.bin_carry.len() - n);
-                let over = (self.bin_carry.len() + decoded.len()).saturating_sub(detect::SIGN_MAX);
-                self.bin_carry.drain(..over.min(self.bin_carry.len()));
-                0
-            };
-            self.bin_carry.extend_from_slice(&decoded[keep_from..]);
-            across || detect::envelope_signs(decoded)
+            self.signs.feed(decoded)
         };
         if seen {
             self.found = Some("an attachment holding an envelope");
+            return;
+        }
+        self.look_inside(decoded);
+    }
+
+    /// Feeds a gzip, zlib or zip run's decoded bytes to its inflater.
+    fn look_inside(&mut self, d: &[u8]) {
+        let Some(archive) = self.archive.as_mut() else {
+            return;
+        };
+        match archive.feed(d) {
+            inflate::Seen::Nothing => {}
+            inflate::Seen::Envelope => {
+                self.found = Some("an archive attachment holding an envelope");
+            }
+            inflate::Seen::Unsure => {
+                self.found = Some("an archive attachment the stream does not follow");
+            }
         }
     }
 
@@ -552,33 +565,17 @@ impl EncodedWatch {
         self.text = h
             .iter()
             .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
-        const ARCHIVES: [&[u8]; 8] = [
-            &[0x1f, 0x8b],
-            b"PK\x03\x04",
-            b"BZh",
-            &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
-            &[0x28, 0xb5, 0x2f, 0xfd],
-            &[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c],
-            b"Dovecot-LZ4\x0d\x2a\x9b\xc5",
-            &[0x04, 0x22, 0x4d, 0x18],
-        ];
-        // zlib: CMF 0x78 and a header checksum that holds, as the walk's test.
-        let zlib = matches!(h.as_slice(), [0x78, flg, ..] if (0x7800u16 | u16::from(*flg)).is_multiple_of(31));
-        if zlib || ARCHIVES.iter().any(|m| h.starts_with(m)) {
-            self.found = Some("an attachment that is an archive");
-        }
+        self.archive = inflate::Archive::starting(h);
     }
 
     fn end_run(&mut self) {
         if self.in_run {
             self.decode_pending(true);
-            if !self.head_checked && self.found.is_none() {
-                self.check_head();
-            }
         }
         self.pending.clear();
         self.in_run = false;
         self.long_line = false;
+        self.archive = None;
     }
 }
 

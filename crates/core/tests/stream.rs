@@ -1114,4 +1114,21 @@ Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
         return;
     };
     streams_as_in_memory(&dec, &msg, "a plain base64 attachment");
+    // An archive with nothing encrypted inside streams too (docx and xlsx are zip files): the
+    // watch inflates it as the walk does.
+    let gz_benign = {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&benign).unwrap();
+        e.finish().unwrap()
+    };
+    let plain = part(
+        "application/gzip; name=\"data.gz\"",
+        "base64",
+        &base64_lines(&gz_benign),
+    );
+    let Some(msg) = openssl_encrypt(dir.path(), "benign-gz", plain.as_bytes(), &[]) else {
+        return;
+    };
+    streams_as_in_memory(&dec, &msg, "a gzip attachment");
 }

@@ -1,0 +1,433 @@
+//! Looking inside archives as they stream past, for the stream's `EncodedWatch`: the in-memory
+//! walk inflates every gzip, zlib and zip attachment it decodes (`detect::compressed_envelope`)
+//! and fails the message when an envelope shows inside. Handing every such message back to the
+//! in-memory path cost three times the message in memory, and docx, xlsx and odt attachments
+//! are zip files; so the watch inflates them too, a piece at a time, with the same bound on
+//! what one archive or member may inflate to. Hand-written on `flate2::Decompress`: its `read`
+//! and `write` adapters want the whole input, or hide where a member's deflate stream ends.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use crate::mime::detect;
+
+/// Most bytes inflated from one archive or member, as in the walk.
+const INFLATE_LIMIT: u64 = 256 << 20;
+
+/// Members inflated at once: every `PK\x03\x04` starts one, as in the walk, and one that is
+/// really inside compressed data fails within a few bytes. More than this at once hands back.
+const MAX_MEMBERS: usize = 16;
+
+/// [`detect::envelope_signs`] over data arriving in pieces.
+#[derive(Default)]
+pub(super) struct SignWatch {
+    carry: Vec<u8>,
+}
+
+impl SignWatch {
+    /// Whether a sign shows in `d`, or across the join with what came before.
+    pub(super) fn feed(&mut self, d: &[u8]) -> bool {
+        if d.is_empty() {
+            return false;
+        }
+        let n = d.len().min(detect::SIGN_MAX);
+        self.carry.extend_from_slice(&d[..n]);
+        let found = detect::envelope_signs(&self.carry) || detect::envelope_signs(d);
+        // Keep the stream's last SIGN_MAX bytes.
+        self.carry.truncate(self.carry.len() - n);
+        if d.len() >= detect::SIGN_MAX {
+            self.carry.clear();
+            self.carry
+                .extend_from_slice(&d[d.len() - detect::SIGN_MAX..]);
+        } else {
+            let over = (self.carry.len() + d.len()).saturating_sub(detect::SIGN_MAX);
+            self.carry.drain(..over.min(self.carry.len()));
+            self.carry.extend_from_slice(d);
+        }
+        found
+    }
+}
+
+/// One deflate stream (raw, or zlib-wrapped) inflated as its bytes come.
+struct Inflate {
+    z: Decompress,
+    signs: SignWatch,
+    out: Vec<u8>,
+    done: bool,
+}
+
+impl Inflate {
+    fn new(zlib: bool) -> Inflate {
+        Inflate {
+            z: Decompress::new(zlib),
+            signs: SignWatch::default(),
+            out: vec![0; 64 * 1024],
+            done: false,
+        }
+    }
+
+    /// Inflates `input`; whether an envelope showed. Returns the bytes the stream used (all
+    /// of `input` unless it ended inside it).
+    fn feed(&mut self, mut input: &[u8]) -> (bool, usize) {
+        let mut used_all = 0;
+        while !self.done && !input.is_empty() {
+            let (in0, out0) = (self.z.total_in(), self.z.total_out());
+            let status = self
+                .z
+                .decompress(input, &mut self.out, FlushDecompress::None);
+            let used = (self.z.total_in() - in0) as usize;
+            let made = (self.z.total_out() - out0) as usize;
+            used_all += used;
+            input = &input[used..];
+            if self.signs.feed(&self.out[..made]) {
+                return (true, used_all);
+            }
+            match status {
+                Ok(Status::StreamEnd) | Err(_) => self.done = true,
+                Ok(_) if used == 0 && made == 0 => break,
+                Ok(_) => {}
+            }
+            if self.z.total_out() >= INFLATE_LIMIT {
+                self.done = true;
+            }
+        }
+        (false, used_all)
+    }
+}
+
+/// A gzip file: its header read, then its deflate stream.
+struct Gzip {
+    header: Vec<u8>,
+    body: Option<Inflate>,
+}
+
+/// The length of a gzip header at the start of `h`, once all of it is there.
+fn gzip_header_len(h: &[u8]) -> Option<usize> {
+    let flags = *h.get(3)?;
+    let mut at = 10;
+    if flags & 0x04 != 0 {
+        let xlen = usize::from(u16::from_le_bytes([*h.get(10)?, *h.get(11)?]));
+        at += 2 + xlen;
+    }
+    for bit in [0x08, 0x10] {
+        if flags & bit != 0 {
+            at += memchr::memchr(0, h.get(at..)?)? + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        at += 2;
+    }
+    (h.len() >= at).then_some(at)
+}
+
+/// A run of decoded bytes being looked into as an archive.
+pub(super) struct Archive(Kind);
+
+enum Kind {
+    Gzip(Gzip),
+    Zlib(Inflate),
+    Zip {
+        /// The stream's last bytes, for a `PK\x03\x04` across two pieces.
+        tail: Vec<u8>,
+        /// Local headers cut by the end of a piece.
+        headers: Vec<Vec<u8>>,
+        members: Vec<Inflate>,
+    },
+}
+
+/// A gzip header longer than this (a name without its end) is not waited for: hand back.
+const HEADER_LIMIT: usize = 64 * 1024;
+
+const LOCAL_HEADER: &[u8] = b"PK\x03\x04";
+
+/// What looking into an archive concluded, for a piece.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Seen {
+    Nothing,
+    /// An envelope inside.
+    Envelope,
+    /// Something the watch does not follow (an overlong header, too many members at once, a
+    /// gzip of several members): the in-memory path is to decide.
+    Unsure,
+}
+
+impl Archive {
+    /// The archive `head` (a run's first decoded bytes) starts, if one the walk looks into.
+    pub(super) fn starting(head: &[u8]) -> Option<Archive> {
+        let kind = if head.starts_with(&[0x1f, 0x8b]) {
+            Kind::Gzip(Gzip {
+                header: Vec::new(),
+                body: None,
+            })
+        } else if let [0x78, flg, ..] = head
+            && (0x7800u16 | u16::from(*flg)).is_multiple_of(31)
+        {
+            Kind::Zlib(Inflate::new(true))
+        } else if head.starts_with(LOCAL_HEADER) {
+            Kind::Zip {
+                tail: Vec::new(),
+                headers: Vec::new(),
+                members: Vec::new(),
+            }
+        } else {
+            return None;
+        };
+        Some(Archive(kind))
+    }
+
+    /// The next decoded bytes of the run.
+    pub(super) fn feed(&mut self, d: &[u8]) -> Seen {
+        match &mut self.0 {
+            Kind::Zlib(z) => {
+                if z.feed(d).0 {
+                    Seen::Envelope
+                } else {
+                    Seen::Nothing
+                }
+            }
+            Kind::Gzip(g) => g.feed(d),
+            Kind::Zip {
+                tail,
+                headers,
+                members,
+            } => zip_feed(tail, headers, members, d),
+        }
+    }
+}
+
+impl Gzip {
+    fn feed(&mut self, mut d: &[u8]) -> Seen {
+        if self.body.is_none() {
+            let had = self.header.len();
+            let room = HEADER_LIMIT.saturating_sub(had);
+            self.header.extend_from_slice(&d[..d.len().min(room)]);
+            let Some(n) = gzip_header_len(&self.header) else {
+                return if self.header.len() >= HEADER_LIMIT {
+                    Seen::Unsure
+                } else {
+                    Seen::Nothing
+                };
+            };
+            d = &d[n.saturating_sub(had).min(d.len())..];
+            self.header = Vec::new();
+            self.body = Some(Inflate::new(false));
+        }
+        let Some(body) = self.body.as_mut() else {
+            return Seen::Nothing;
+        };
+        if body.done {
+            // Past the member: its 8-byte trailer, and anything more is another member.
+            return if d.len() > 8 {
+                Seen::Unsure
+            } else {
+                Seen::Nothing
+            };
+        }
+        let (found, used) = body.feed(d);
+        if found {
+            Seen::Envelope
+        } else if body.done && d.len() > used + 8 {
+            Seen::Unsure
+        } else {
+            Seen::Nothing
+        }
+    }
+}
+
+/// Adds to a local header being collected (from its `PK\x03\x04`) as many of `d`'s bytes as it
+/// still needs; once whole, how many of `d` it took and whether its member is deflated.
+fn grow_header(h: &mut Vec<u8>, d: &[u8]) -> Option<(usize, bool)> {
+    let mut took = 0;
+    if h.len() < 30 {
+        took = (30 - h.len()).min(d.len());
+        h.extend_from_slice(&d[..took]);
+        if h.len() < 30 {
+            return None;
+        }
+    }
+    let le16 = |i: usize| usize::from(u16::from_le_bytes([h[i], h[i + 1]]));
+    let data_at = 30 + le16(26) + le16(28);
+    let deflated = le16(8) == 8;
+    let n = data_at.saturating_sub(h.len()).min(d.len() - took);
+    h.extend_from_slice(&d[took..took + n]);
+    took += n;
+    (h.len() >= data_at).then_some((took, deflated))
+}
+
+/// A zip archive's next bytes: every local header starts a member, inflated if deflated
+/// (stored members show as they are, to the run's own search), as the walk does.
+fn zip_feed(
+    tail: &mut Vec<u8>,
+    headers: &mut Vec<Vec<u8>>,
+    members: &mut Vec<Inflate>,
+    d: &[u8],
+) -> Seen {
+    for m in members.iter_mut() {
+        if m.feed(d).0 {
+            return Seen::Envelope;
+        }
+    }
+    members.retain(|m| !m.done);
+    // Where in `d` the data of members whose headers complete here starts.
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i < headers.len() {
+        match grow_header(&mut headers[i], d) {
+            Some((took, deflated)) => {
+                headers.swap_remove(i);
+                if deflated {
+                    starts.push(took);
+                }
+            }
+            None => i += 1,
+        }
+    }
+    // Headers whose signature starts in the carried tail and ends in `d`.
+    let base = tail.len();
+    let mut joined = std::mem::take(tail);
+    joined.extend_from_slice(&d[..d.len().min(3)]);
+    for p in memchr::memmem::find_iter(&joined, LOCAL_HEADER).filter(|&p| p < base) {
+        let mut h = joined[p..base].to_vec();
+        match grow_header(&mut h, d) {
+            Some((took, true)) => starts.push(took),
+            Some((_, false)) => {}
+            None => headers.push(h),
+        }
+    }
+    for p in memchr::memmem::find_iter(d, LOCAL_HEADER) {
+        let mut h = Vec::new();
+        match grow_header(&mut h, &d[p..]) {
+            Some((took, true)) => starts.push(p + took),
+            Some((_, false)) => {}
+            None => headers.push(h),
+        }
+    }
+    // The stream's last three bytes.
+    joined.truncate(base);
+    joined.extend_from_slice(d);
+    let from = joined.len().saturating_sub(3);
+    *tail = joined.split_off(from);
+    for at in starts {
+        if members.len() >= MAX_MEMBERS {
+            return Seen::Unsure;
+        }
+        let mut m = Inflate::new(false);
+        if m.feed(&d[at.min(d.len())..]).0 {
+            return Seen::Envelope;
+        }
+        if !m.done {
+            members.push(m);
+        }
+    }
+    if headers.len() > MAX_MEMBERS {
+        return Seen::Unsure;
+    }
+    Seen::Nothing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn envelope() -> Vec<u8> {
+        // OID enveloped-data and the [0] of its content, inside some bytes.
+        let mut v = b"some bytes before ".to_vec();
+        v.extend_from_slice(&[
+            0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0,
+            0x80,
+        ]);
+        v.extend_from_slice(&[0x55; 5000]);
+        v
+    }
+
+    /// Feeds `data` in pieces of `piece` bytes; what it saw first.
+    fn seen(data: &[u8], piece: usize) -> Seen {
+        let mut a = Archive::starting(&data[..8]).expect("an archive");
+        for p in data.chunks(piece) {
+            match a.feed(p) {
+                Seen::Nothing => {}
+                other => return other,
+            }
+        }
+        Seen::Nothing
+    }
+
+    fn zip(members: &[(&str, &[u8], bool)]) -> Vec<u8> {
+        // A minimal zip: local headers and data only (the walk reads no central directory).
+        let mut out = Vec::new();
+        for (name, data, deflate) in members {
+            let body = if *deflate {
+                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            } else {
+                data.to_vec()
+            };
+            out.extend_from_slice(b"PK\x03\x04");
+            out.extend_from_slice(&[20, 0, 0, 0]);
+            out.extend_from_slice(&(if *deflate { 8u16 } else { 0 }).to_le_bytes());
+            out.extend_from_slice(&[0; 16]);
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    #[test]
+    fn an_envelope_deflated_in_gzip_zlib_or_zip_is_seen_in_pieces_of_any_size() {
+        let env = envelope();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            e.write_all(&env).unwrap();
+            e.finish().unwrap()
+        };
+        let zl = {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), Default::default());
+            e.write_all(&env).unwrap();
+            e.finish().unwrap()
+        };
+        let noise: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let zp = zip(&[("a.xml", &noise, true), ("b.bin", &env, true)]);
+        for piece in [1, 3, 7, 64, 4096, 1 << 20] {
+            assert_eq!(seen(&gz, piece), Seen::Envelope, "gzip, {piece}");
+            assert_eq!(seen(&zl, piece), Seen::Envelope, "zlib, {piece}");
+            assert_eq!(seen(&zp, piece), Seen::Envelope, "zip, {piece}");
+        }
+    }
+
+    #[test]
+    fn archives_without_an_envelope_are_nothing() {
+        let noise: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            e.write_all(&noise).unwrap();
+            e.finish().unwrap()
+        };
+        let zp = zip(&[
+            ("a", &noise, true),
+            ("b", &noise, false),
+            ("c", &noise, true),
+        ]);
+        for piece in [5, 1000, 1 << 20] {
+            assert_eq!(seen(&gz, piece), Seen::Nothing, "gzip, {piece}");
+            assert_eq!(seen(&zp, piece), Seen::Nothing, "zip, {piece}");
+        }
+        // A second gzip member is not followed: the in-memory path decides.
+        let mut two = gz.clone();
+        two.extend_from_slice(&gz);
+        assert_eq!(seen(&two, 1 << 20), Seen::Unsure);
+    }
+
+    #[test]
+    fn signs_across_pieces_are_found() {
+        let env = envelope();
+        for piece in [1, 2, 5, 17, 18, 19, 100] {
+            let mut w = SignWatch::default();
+            assert!(env.chunks(piece).any(|p| w.feed(p)), "{piece}");
+        }
+        let mut w = SignWatch::default();
+        assert!(!w.feed(&[0x55; 1000]));
+    }
+}
