@@ -253,6 +253,15 @@ fn grow_header(h: &mut Vec<u8>, d: &[u8]) -> Option<(usize, bool)> {
     (h.len() >= data_at).then_some((took, deflated))
 }
 
+/// A local header whole at the start of `h`: where its member's data starts, and whether it is
+/// deflated; `None` if `h` ends first.
+fn header_in(h: &[u8]) -> Option<(usize, bool)> {
+    let head = h.get(..30)?;
+    let le16 = |i: usize| usize::from(u16::from_le_bytes([head[i], head[i + 1]]));
+    let data_at = 30 + le16(26) + le16(28);
+    (h.len() >= data_at).then_some((data_at, le16(8) == 8))
+}
+
 /// A zip archive's next bytes: every local header starts a member, inflated if deflated
 /// (stored members show as they are, to the run's own search), as the walk does.
 fn zip_feed(
@@ -294,11 +303,15 @@ fn zip_feed(
         }
     }
     for p in memchr::memmem::find_iter(d, LOCAL_HEADER) {
-        let mut h = Vec::new();
-        match grow_header(&mut h, &d[p..]) {
-            Some((took, true)) => starts.push(p + took),
+        match header_in(&d[p..]) {
+            Some((at, true)) => starts.push(p + at),
             Some((_, false)) => {}
-            None => headers.push(h),
+            // Cut by the end of the piece: kept (a copy of at most one header).
+            None if headers.len() < MAX_MEMBERS => headers.push(d[p..].to_vec()),
+            None => return Seen::Unsure,
+        }
+        if starts.len() > MAX_MEMBERS {
+            return Seen::Unsure;
         }
     }
     // The stream's last three bytes.
@@ -418,6 +431,52 @@ mod tests {
         let mut two = gz.clone();
         two.extend_from_slice(&gz);
         assert_eq!(seen(&two, 1 << 20), Seen::Unsure);
+    }
+
+    /// Hostile bytes after an archive's magic (headers with any lengths, signatures inside
+    /// members, cut anywhere) never panic, whatever the pieces.
+    #[test]
+    fn hostile_archives_in_any_pieces_do_not_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let heads: [&[u8]; 3] = [&[0x1f, 0x8b, 8, 0x1e], &[0x78, 0x9c], b"PK\x03\x04"];
+        for round in 0..300 {
+            let mut data = heads[round % 3].to_vec();
+            while data.len() < 8 + (next() % 3000) as usize {
+                match next() % 5 {
+                    0 => data.extend_from_slice(b"PK\x03\x04"),
+                    1 => data.extend_from_slice(&[8, 0, 0xff, 0xff, 0xff, 0xff]),
+                    _ => data.push(next() as u8),
+                }
+            }
+            let mut a = Archive::starting(&data[..8]).expect("an archive");
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let n = ((next() % 40) as usize + 1).min(rest.len());
+                let _ = a.feed(&rest[..n]);
+                rest = &rest[n..];
+            }
+        }
+    }
+
+    /// A piece full of local headers with the longest name and extra fields hands back
+    /// rather than collecting a copy for each.
+    #[test]
+    fn a_piece_of_countless_local_headers_hands_back() {
+        let mut data = b"PK\x03\x04".to_vec();
+        data.extend_from_slice(&[0; 22]);
+        data.extend_from_slice(&[0xff; 4]);
+        let one = data.clone();
+        while data.len() < 2 << 20 {
+            data.extend_from_slice(&one);
+        }
+        let mut a = Archive::starting(&data[..8]).expect("zip");
+        assert_eq!(a.feed(&data), Seen::Unsure);
     }
 
     #[test]
