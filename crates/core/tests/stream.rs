@@ -470,17 +470,22 @@ fn openssl_encrypt(dir: &Path, name: &str, plain: &[u8], extra: &[&str]) -> Opti
     Some(std::fs::read(&out).unwrap())
 }
 
+/// An S/MIME message of one short text, for plaintexts that hold one.
+fn inner_message(dir: &Path) -> Option<Vec<u8>> {
+    openssl_encrypt(
+        dir,
+        "inner",
+        b"Content-Type: text/plain\r\n\r\nthe inner secret\r\n",
+        &[],
+    )
+}
+
 #[test]
 fn a_multipart_plaintext_streams_unless_a_part_is_itself_encrypted() {
     let ring = all_keys();
     let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let Some(inner) = openssl_encrypt(
-        dir.path(),
-        "inner",
-        b"Content-Type: text/plain\r\n\r\nthe inner secret\r\n",
-        &[],
-    ) else {
+    let Some(inner) = inner_message(dir.path()) else {
         return;
     };
     let attachment = "A".repeat(300_000);
@@ -961,12 +966,7 @@ fn an_envelope_below_the_plaintexts_surface_hands_the_message_back() {
     let ring = all_keys();
     let dec = Decryptor::new(&ring, all_providers()[0], DecryptOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let Some(inner) = openssl_encrypt(
-        dir.path(),
-        "inner",
-        b"Content-Type: text/plain\r\n\r\nthe inner secret\r\n",
-        &[],
-    ) else {
+    let Some(inner) = inner_message(dir.path()) else {
         return;
     };
     let (_, inner_der) = body_der(&inner);

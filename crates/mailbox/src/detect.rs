@@ -47,6 +47,8 @@ pub fn mentions_pkcs7_mime(data: &[u8]) -> bool {
 /// ContentInfo starts a base64 text, for every length form). A byte search, no decoding: the
 /// mailbox readers use it to decide that a file they would otherwise pass over must be looked
 /// at (the exact search is `unseal_core::mime::detect::envelope_markers`, run on every item).
+// The same signs as `unseal_core::mime::detect::BASE64_SIGNS` (and the binary OIDs): kept
+// here too, since neither crate depends on the other.
 pub fn mentions_smime(data: &[u8]) -> bool {
     const SIGNS: [&[u8]; 8] = [
         b"GCSqGSIb3DQEHA6",

@@ -452,6 +452,8 @@ pub fn binary_envelope_markers(bytes: &[u8]) -> impl Iterator<Item = usize> + '_
 
 /// The base64 of `OID (Auth)EnvelopedData, [0]` at each of the three alignments a base64 text
 /// can give it: what a ContentInfo shows wherever its base64 starts.
+/// (The mailbox crate, which has no cryptography and does not depend on this one, keeps the
+/// same list in `unseal_mailbox::detect::mentions_smime`.)
 const BASE64_SIGNS: [&[u8]; 6] = [
     b"GCSqGSIb3DQEHA6",
     b"BgkqhkiG9w0BBwOg",
