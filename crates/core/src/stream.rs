@@ -380,8 +380,22 @@ struct EncodedWatch {
     signs: inflate::SignWatch,
     /// A gzip, zlib or zip run, inflated as it comes (the walk looks inside those).
     archive: Option<inflate::Archive>,
+    /// The plaintext's last bytes, for a quoted-printable sign across two pieces.
+    qp_carry: Vec<u8>,
     found: Option<&'static str>,
 }
+
+/// The content types' OIDs (from their third byte) in quoted-printable, upper- and lower-case
+/// hex: a DER envelope in a quoted-printable part, which the walk decodes and opens.
+const QP_SIGNS: [&[u8]; 4] = [
+    b"=86H=86=F7=0D=01=07=03",
+    b"=86H=86=f7=0d=01=07=03",
+    b"=86H=86=F7=0D=01=09=10=01=17",
+    b"=86H=86=f7=0d=01=09=10=01=17",
+];
+
+/// Longest of [`QP_SIGNS`].
+const QP_SIGN_MAX: usize = 28;
 
 /// RFC 5322's line limit, with its line end: a longer line is taken piece by piece.
 const LINE_LIMIT: usize = 1000;
@@ -396,6 +410,7 @@ fn all_base64(l: &[u8]) -> bool {
 
 impl EncodedWatch {
     fn feed(&mut self, data: &[u8]) {
+        self.quoted_printable(data);
         let mut rest = data;
         while self.found.is_none() {
             match memchr::memchr(b'\n', rest) {
@@ -411,6 +426,25 @@ impl EncodedWatch {
             }
         }
         self.decode_pending(false);
+    }
+
+    /// A DER envelope in quoted-printable: its OID shows as escapes.
+    fn quoted_printable(&mut self, data: &[u8]) {
+        let n = data.len().min(QP_SIGN_MAX);
+        self.qp_carry.extend_from_slice(&data[..n]);
+        let seen = |d: &[u8]| {
+            QP_SIGNS
+                .iter()
+                .any(|s| memchr::memmem::find(d, s).is_some())
+        };
+        if seen(&self.qp_carry) || seen(data) {
+            self.found = Some("a quoted-printable part holding an envelope");
+        }
+        let mut tail = std::mem::take(&mut self.qp_carry);
+        tail.truncate(tail.len() - n);
+        tail.extend_from_slice(&data[data.len().saturating_sub(QP_SIGN_MAX)..]);
+        let from = tail.len().saturating_sub(QP_SIGN_MAX);
+        self.qp_carry = tail.split_off(from);
     }
 
     /// A piece of a line; `ends` when it holds the line's end.

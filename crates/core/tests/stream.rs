@@ -933,6 +933,28 @@ fn base64_lines(data: &[u8]) -> String {
     out
 }
 
+/// `data` in quoted-printable: printable ASCII but `=` as it is, the rest as `=XX`, with soft
+/// line breaks every 72 characters.
+fn qp(data: &[u8]) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for &b in data {
+        let piece = if (33..=126).contains(&b) && b != b'=' {
+            char::from(b).to_string()
+        } else {
+            format!("={b:02X}")
+        };
+        if col + piece.len() > 72 {
+            out.push_str("=\r\n");
+            col = 0;
+        }
+        col += piece.len();
+        out.push_str(&piece);
+    }
+    out.push_str("\r\n");
+    out
+}
+
 /// `data` uuencoded (`begin 644 name` ... `end`).
 fn uuencode(name: &str, data: &[u8]) -> String {
     let enc = |v: u8| if v == 0 { '`' } else { char::from(v + 32) };
@@ -1076,6 +1098,14 @@ Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
         (
             "an envelope in base64 on one line",
             part("application/octet-stream", "base64", &one_line(&inner_der)),
+        ),
+        (
+            "an envelope in quoted-printable",
+            part(
+                "application/octet-stream",
+                "quoted-printable",
+                &qp(&inner_der),
+            ),
         ),
         (
             "an envelope in base64 of eight columns",
