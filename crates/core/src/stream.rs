@@ -450,9 +450,10 @@ impl EncodedWatch {
     /// A piece of a line; `ends` when it holds the line's end.
     fn segment(&mut self, seg: &[u8], ends: bool) {
         if self.long_line {
-            let body = if ends { seg.trim_ascii_end() } else { seg };
+            // A CR (or blank) before the piece's end may belong to the line's end.
+            let body = seg.trim_ascii_end();
             if all_base64(body) {
-                self.pending.extend_from_slice(body);
+                self.push_chars(body);
             } else {
                 self.end_run();
                 self.skip_line = !ends;
@@ -473,9 +474,9 @@ impl EncodedWatch {
         if ends {
             self.take_line(&line);
         } else if line.len() > LINE_LIMIT {
-            if all_base64(&line) {
+            if all_base64(line.trim_ascii_end()) {
                 self.start_run();
-                self.pending.extend_from_slice(&line);
+                self.push_chars(line.trim_ascii_end());
                 self.long_line = true;
             } else {
                 self.end_run();
@@ -509,7 +510,17 @@ impl EncodedWatch {
             return;
         }
         self.start_run();
-        self.pending.extend_from_slice(l);
+        self.push_chars(l);
+    }
+
+    /// A run's characters, without `=`: the walk's decoder drops padding wherever it stands,
+    /// so the quanta are cut in the same sequence of characters.
+    fn push_chars(&mut self, l: &[u8]) {
+        if memchr::memchr(b'=', l).is_some() {
+            self.pending.extend(l.iter().filter(|&&c| c != b'='));
+        } else {
+            self.pending.extend_from_slice(l);
+        }
     }
 
     fn start_run(&mut self) {
@@ -559,8 +570,13 @@ impl EncodedWatch {
             self.head.extend_from_slice(&decoded[..want]);
             if self.head.len() >= 8 {
                 self.check_head();
-                // The archive from its first byte: the head's bytes from earlier pieces.
+                // The search and the archive from the run's first byte: the head's bytes from
+                // earlier pieces went only to the text search.
                 let head = self.head[..earlier].to_vec();
+                if !self.text && self.signs.feed(&head) {
+                    self.found = Some("an attachment holding an envelope");
+                    return;
+                }
                 self.look_inside(&head);
             }
         }

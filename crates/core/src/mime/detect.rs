@@ -643,17 +643,18 @@ pub(crate) fn unreached(bytes: &[u8], reached: usize) -> Option<crate::error::Er
 /// bound on time and on what a zip bomb can cost; what lies beyond is not looked at.
 const INFLATE_LIMIT: u64 = 256 << 20;
 
-/// Reads `r` in pieces through a [`MarkerWatch`], up to [`INFLATE_LIMIT`] bytes.
-fn watch_reader(mut r: impl std::io::Read) -> bool {
+/// Reads `r` in pieces through a [`MarkerWatch`], drawing on `budget` (what the whole archive
+/// may still inflate to: members together, so that one deflate bomb many headers point at
+/// costs once).
+fn watch_reader(mut r: impl std::io::Read, budget: &mut u64) -> bool {
     let mut w = MarkerWatch::default();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    while total < INFLATE_LIMIT {
+    while *budget > 0 {
         match r.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 w.feed(buf.get(..n).unwrap_or(&[]));
-                total += n as u64;
+                *budget = budget.saturating_sub(n as u64);
                 if w.found().is_some() {
                     return true;
                 }
@@ -668,14 +669,16 @@ fn watch_reader(mut r: impl std::io::Read) -> bool {
 /// opened: unseal does not write archives, so such an item can only be reported. Zip members
 /// are found by their local headers and inflated one by one (stored ones show as they are).
 pub fn compressed_envelope(bytes: &[u8]) -> Option<&'static str> {
+    let mut budget = INFLATE_LIMIT;
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        return watch_reader(flate2::read::MultiGzDecoder::new(bytes)).then_some("gzip");
+        return watch_reader(flate2::read::MultiGzDecoder::new(bytes), &mut budget)
+            .then_some("gzip");
     }
     // A zlib stream: CMF 0x78 (deflate, 32 KiB window) and a header checksum that holds.
     if let [0x78, flg, ..] = bytes
         && (0x7800u16 | u16::from(*flg)).is_multiple_of(31)
     {
-        return watch_reader(flate2::read::ZlibDecoder::new(bytes)).then_some("zlib");
+        return watch_reader(flate2::read::ZlibDecoder::new(bytes), &mut budget).then_some("zlib");
     }
     if !bytes.starts_with(b"PK\x03\x04") {
         return None;
@@ -691,7 +694,10 @@ pub fn compressed_envelope(bytes: &[u8]) -> Option<&'static str> {
             continue;
         };
         // Deflate streams end by themselves, whatever the sizes in the header say.
-        if method == 8 && watch_reader(flate2::read::DeflateDecoder::new(member)) {
+        if budget == 0 {
+            break;
+        }
+        if method == 8 && watch_reader(flate2::read::DeflateDecoder::new(member), &mut budget) {
             return Some("zip");
         }
     }
