@@ -74,8 +74,6 @@ pub struct Journal {
     /// From the start line: the input's canonical path and stamp (see [`input_identity`]).
     pub input_path: Option<String>,
     pub input_stamp: Option<String>,
-    /// Lines read (all of them parsed).
-    lines_read: usize,
 }
 
 /// The canonical path of an input and a stamp of its content (size and modification time for
@@ -117,7 +115,6 @@ impl Journal {
             final_output: None,
             input_path: None,
             input_stamp: None,
-            lines_read: 0,
         }
     }
 
@@ -126,7 +123,7 @@ impl Journal {
     /// line) is cut so later appends start on a line boundary; the items it held are done again.
     /// A damaged journal is first copied aside whole (`<B>.jsonl.damaged-<time>`), as evidence.
     pub fn read(path: &Path) -> Result<Journal, String> {
-        let (j, good_end, len, damaged) = Self::parse(path)?;
+        let (j, good_end, len, damaged, _) = Self::parse(path)?;
         if damaged {
             let mut aside = path.to_path_buf().into_os_string();
             aside.push(format!(
@@ -153,9 +150,9 @@ impl Journal {
     /// line that does not parse, or anything after it, makes this an error, because the hashes
     /// it held cannot be checked.
     pub fn read_only(path: &Path) -> Result<Journal, String> {
-        let (j, good_end, _, damaged) = Self::parse(path)?;
+        let (j, good_end, _, damaged, lines) = Self::parse(path)?;
         if damaged {
-            let line = j.lines_read + 1;
+            let line = lines + 1;
             return Err(format!(
                 "{}: journal damaged at line {line} (byte {good_end}): the hashes recorded from \
                  there on cannot be checked; decrypt this input again into a new --out",
@@ -167,26 +164,29 @@ impl Journal {
 
     /// The journal's complete lines up to the first that does not parse; with the offset
     /// after the last good line, the file's length, and whether a complete line failed to
-    /// parse (damage, not a torn tail).
-    fn parse(path: &Path) -> Result<(Journal, usize, usize, bool), String> {
+    /// parse (damage, not a torn tail), and how many lines parsed.
+    fn parse(path: &Path) -> Result<(Journal, usize, usize, bool, usize), String> {
         let mut j = Journal::for_appending(path);
         let data = match std::fs::read(path) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((j, 0, 0, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((j, 0, 0, false, 0));
+            }
             Err(e) => return Err(format!("{}: cannot read journal: {e}", path.display())),
         };
         let mut start = 0usize;
+        let mut lines = 0;
         while let Some(nl) = data[start..].iter().position(|&b| b == b'\n') {
             let line = &data[start..start + nl];
             let Ok(parsed) = serde_json::from_slice::<Line>(line) else {
                 break;
             };
             j.apply(parsed);
-            j.lines_read += 1;
+            lines += 1;
             start += nl + 1;
         }
         let damaged = data[start..].contains(&b'\n');
-        Ok((j, start, data.len(), damaged))
+        Ok((j, start, data.len(), damaged, lines))
     }
 
     /// For a Maildir's journal: the journaled message ids by
@@ -197,6 +197,21 @@ impl Journal {
             .iter()
             .filter_map(|id| Some((unseal_mailbox::maildir::identity_of_id(id)?, id.clone())))
             .collect()
+    }
+
+    /// The line of a Maildir message journaled under another name than it has now (a mail
+    /// client renamed it), looked up through [`Journal::maildir_identities`]: its old id and
+    /// entry.
+    pub fn renamed_entry<'a>(
+        &'a self,
+        identities: &'a HashMap<String, String>,
+        location: &unseal_mailbox::Location,
+    ) -> Option<(&'a String, &'a Entry)> {
+        let unseal_mailbox::Location::Maildir(m) = location else {
+            return None;
+        };
+        let old = identities.get(&m.identity()?)?;
+        Some((old, self.entries.get(old)?))
     }
 
     fn apply(&mut self, l: Line) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use unseal_mailbox::{Error as MailboxError, Format, Item, ItemKind, Location, OutFormat};
+use unseal_mailbox::{Error as MailboxError, Format, Item, ItemKind, OutFormat};
 
 use crate::journal::{self, Journal, Line};
 use crate::progress::Progress;
@@ -801,14 +801,7 @@ fn renamed_since(
     mailbox: &str,
     item: &Item,
 ) -> Result<Option<Record>, String> {
-    let Location::Maildir(m) = &item.meta.location else {
-        return Ok(None);
-    };
-    let Some((old, e)) = m
-        .identity()
-        .and_then(|i| identities.get(&i))
-        .and_then(|old| Some((old, jr.entries.get(old)?)))
-    else {
+    let Some((old, e)) = jr.renamed_entry(identities, &item.meta.location) else {
         return Ok(None);
     };
     // The old name still in the input is another copy of the message, with its own output.

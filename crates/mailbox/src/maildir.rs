@@ -463,6 +463,15 @@ pub fn pst_folder_name(path: &[String]) -> String {
 }
 
 impl MaildirSink {
+    /// The output folder that `folder` ("" for the top, ".Sub") names.
+    fn folder_dir(&self, folder: &str) -> PathBuf {
+        if folder.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(folder)
+        }
+    }
+
     /// The item's output path, its folder created.
     fn prepare(&mut self, meta: &Meta) -> Result<PathBuf, Error> {
         let (folder, sub, name) = self.target(meta)?;
@@ -504,11 +513,7 @@ impl Sink for MaildirSink {
         let Some(sub) = sub else {
             return Ok(false);
         };
-        let dir = if folder.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(&folder)
-        };
+        let dir = self.folder_dir(&folder);
         let dest = dir.join(sub.as_str()).join(&name);
         let index = self
             .earlier
@@ -529,11 +534,7 @@ impl Sink for MaildirSink {
     fn already_written(&self, meta: &Meta) -> bool {
         match self.target(meta) {
             Ok((folder, sub, name)) => {
-                let mut p = if folder.is_empty() {
-                    self.root.clone()
-                } else {
-                    self.root.join(folder)
-                };
+                let mut p = self.folder_dir(&folder);
                 if let Some(s) = sub {
                     p.push(s.as_str());
                 }

@@ -356,14 +356,10 @@ fn verify_box(
         rec.bytes_in = Some(bytes.len() as u64);
         rec.sha256_in = Some(sha_in.clone());
         let encrypted = has_envelope(it.kind, bytes);
-        let entry = jr.entries.get(&it.id).or_else(|| {
-            let Location::Maildir(m) = &it.meta.location else {
-                return None;
-            };
-            renamed
-                .get(&m.identity()?)
-                .and_then(|old| jr.entries.get(old))
-        });
+        let entry = jr
+            .entries
+            .get(&it.id)
+            .or_else(|| Some(jr.renamed_entry(&renamed, &it.meta.location)?.1));
         let key = if single.is_some() {
             String::new()
         } else {

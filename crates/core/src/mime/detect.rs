@@ -664,6 +664,12 @@ fn watch_reader(mut r: impl std::io::Read, budget: &mut u64) -> bool {
     false
 }
 
+/// Whether `bytes` start a zlib stream: CMF 0x78 (deflate, 32 KiB window) and a header
+/// checksum that holds.
+pub fn is_zlib_header(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x78, flg, ..] if (0x7800u16 | u16::from(*flg)).is_multiple_of(31))
+}
+
 /// Whether `bytes`, a gzip file or a zip archive, holds an envelope in what it compresses
 /// (a mailbox or message saved as `.gz`, encrypted mail sent on as a zip). Looked for, not
 /// opened: unseal does not write archives, so such an item can only be reported. Zip members
@@ -674,10 +680,7 @@ pub fn compressed_envelope(bytes: &[u8]) -> Option<&'static str> {
         return watch_reader(flate2::read::MultiGzDecoder::new(bytes), &mut budget)
             .then_some("gzip");
     }
-    // A zlib stream: CMF 0x78 (deflate, 32 KiB window) and a header checksum that holds.
-    if let [0x78, flg, ..] = bytes
-        && (0x7800u16 | u16::from(*flg)).is_multiple_of(31)
-    {
+    if is_zlib_header(bytes) {
         return watch_reader(flate2::read::ZlibDecoder::new(bytes), &mut budget).then_some("zlib");
     }
     if !bytes.starts_with(b"PK\x03\x04") {

@@ -204,9 +204,7 @@ impl Archive {
                 body: None,
                 after: 0,
             })
-        } else if let [0x78, flg, ..] = head
-            && (0x7800u16 | u16::from(*flg)).is_multiple_of(31)
-        {
+        } else if detect::is_zlib_header(head) {
             Kind::Zlib(Inflate::new(true))
         } else if head.starts_with(LOCAL_HEADER) {
             Kind::Zip {
